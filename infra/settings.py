@@ -1,0 +1,76 @@
+"""One settings object, read from the environment (and `.env` if present).
+
+Ports and folders of the embedded stack can be moved with environment variables; giving `DATABASE_URL`,
+`NATS_URL` or `TEMPORAL_ADDRESS` points the service at an external server instead of the embedded one.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default=PROJECT_ROOT / ".data", alias="LIFEEVENTS_DATA_DIR")
+
+    temporal_port: int = Field(default=7233, alias="TEMPORAL_PORT")
+    temporal_ui_port: int = Field(default=8233, alias="TEMPORAL_UI_PORT")
+    temporal_address_override: str | None = Field(default=None, alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field(default="life-events", alias="TEMPORAL_TASK_QUEUE")
+
+    nats_port: int = Field(default=4222, alias="NATS_PORT")
+    nats_url_override: str | None = Field(default=None, alias="NATS_URL")
+    civil_stream: str = Field(default="CIVIL", alias="NATS_CIVIL_STREAM")
+    dlq_stream: str = Field(default="CIVIL_DLQ", alias="NATS_DLQ_STREAM")
+    notify_stream: str = Field(default="NOTIFY", alias="NATS_NOTIFY_STREAM")
+    dedupe_window_seconds: int = Field(default=2 * 60 * 60, alias="NATS_DEDUPE_WINDOW_SECONDS")
+    bridge_durable: str = Field(default="birth-bridge", alias="BRIDGE_DURABLE")
+    bridge_concurrency: int = Field(default=8, ge=1, le=256, alias="BRIDGE_CONCURRENCY")
+    bridge_max_backoff_seconds: float = Field(default=30.0, alias="BRIDGE_MAX_BACKOFF_SECONDS")
+
+    postgres_port: int = Field(default=5433, alias="POSTGRES_PORT")
+    database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
+
+    @property
+    def embedded_temporal(self) -> bool:
+        return self.temporal_address_override is None
+
+    @property
+    def embedded_nats(self) -> bool:
+        return self.nats_url_override is None
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url_override is None
+
+    @cached_property
+    def temporal_address(self) -> str:
+        return self.temporal_address_override or f"127.0.0.1:{self.temporal_port}"
+
+    @cached_property
+    def nats_url(self) -> str:
+        return self.nats_url_override or f"nats://127.0.0.1:{self.nats_port}"
+
+    @cached_property
+    def database_url(self) -> str:
+        url = self.database_url_override or f"postgresql://postgres@127.0.0.1:{self.postgres_port}/lifeevents"
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def temporal_ui_url(self) -> str:
+        return f"http://localhost:{self.temporal_ui_port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; keyword overrides (by env alias) win — used by tests."""
+    return Settings(**overrides)  # type: ignore[arg-type]

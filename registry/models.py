@@ -1,0 +1,197 @@
+"""The once-only registry: what the state already holds, and each agency's own records.
+
+Agencies keep their records in their own tables (identity, residence, insurance, health, education,
+notification) and read citizens from the shared person / household tables; every read of personal data is
+written to `data_access_log`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> DateTime:
+    return DateTime(timezone=True)
+
+
+class Address(Base):
+    __tablename__ = "addresses"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    province_code: Mapped[str] = mapped_column(String(3), index=True)
+    district: Mapped[str] = mapped_column(String(100))
+    ward_code: Mapped[str] = mapped_column(String(10), index=True)
+    ward_name: Mapped[str] = mapped_column(String(100))
+    street: Mapped[str] = mapped_column(String(200))
+
+
+class Household(Base):
+    __tablename__ = "households"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    household_number: Mapped[str] = mapped_column(String(32), unique=True)
+    address_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("addresses.id"))
+    created_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class Person(Base):
+    __tablename__ = "persons"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    personal_id_number: Mapped[str | None] = mapped_column(String(12), unique=True)
+    full_name: Mapped[str] = mapped_column(String(100))
+    sex: Mapped[str] = mapped_column(String(6))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    household_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("households.id"), index=True)
+    mother_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"))
+    father_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
+    preferred_language: Mapped[str] = mapped_column(String(2), default="vi")
+    created_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class ReceivedEvent(Base):
+    """Every civil event id the bridge accepted (a second delivery of the same id is recognised)."""
+
+    __tablename__ = "received_events"
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(100))
+    registration_number: Mapped[str] = mapped_column(String(20), index=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class BirthRegistration(Base):
+    __tablename__ = "birth_registrations"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    registration_number: Mapped[str] = mapped_column(String(20), unique=True)
+    event_id: Mapped[str] = mapped_column(String(200))
+    registered_at: Mapped[datetime] = mapped_column(_now())
+    office_code: Mapped[str] = mapped_column(String(32))
+    province_code: Mapped[str] = mapped_column(String(3), index=True)
+    payload: Mapped[dict[str, object]] = mapped_column(JSONType)
+    child_person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"), unique=True)
+    recorded_at: Mapped[datetime | None] = mapped_column(_now())
+    received_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class IdentityNumber(Base):
+    """Identity agency: one personal ID number per person; the unique number makes allocation collision-safe."""
+
+    __tablename__ = "identity_numbers"
+    number: Mapped[str] = mapped_column(String(12), primary_key=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), unique=True)
+    registration_number: Mapped[str] = mapped_column(String(20), unique=True)
+    assigned_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class ResidenceRegistration(Base):
+    __tablename__ = "residence_registrations"
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"))
+    basis: Mapped[str] = mapped_column(String(20))  # mother's household, father's, operator
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    registered_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class HealthInsuranceCard(Base):
+    __tablename__ = "health_insurance_cards"
+    card_number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), unique=True)
+    scheme: Mapped[str] = mapped_column(String(10))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)
+    issued_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class PlannedVaccination(Base):
+    __tablename__ = "planned_vaccinations"
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    vaccine: Mapped[str] = mapped_column(String(20), primary_key=True)
+    dose: Mapped[int] = mapped_column(Integer, primary_key=True)
+    due_date: Mapped[date] = mapped_column(Date)
+    due_by: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(12), default="planned")
+    planned_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class SchoolEntryForecast(Base):
+    __tablename__ = "school_entry_forecast"
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    province_code: Mapped[str] = mapped_column(String(3))
+    ward_code: Mapped[str] = mapped_column(String(10), index=True)
+    entry_year: Mapped[int] = mapped_column(Integer, index=True)
+    added_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class Notification(Base):
+    """Outbox: one row per (workflow, stage) notice; `dedupe_key` makes a retried activity harmless."""
+
+    __tablename__ = "notifications"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    dedupe_key: Mapped[str] = mapped_column(String(250), unique=True)
+    citizen_person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    recipient_person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(40))
+    language: Mapped[str] = mapped_column(String(2))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(_now())
+
+
+class InboxMessage(Base):
+    """The family's in-app inbox; one message per notification."""
+
+    __tablename__ = "inbox_messages"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    notification_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notifications.id"), unique=True)
+    delivered_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    read_at: Mapped[datetime | None] = mapped_column(_now())
+
+
+class DataAccess(Base):
+    """One row per read of a citizen's personal data: who read it, why, and for which workflow."""
+
+    __tablename__ = "data_access_log"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    citizen_person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    agency: Mapped[str] = mapped_column(String(40))
+    purpose: Mapped[str] = mapped_column(String(200))
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    accessed_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+__all__ = [
+    "Address", "Base", "BirthRegistration", "DataAccess", "HealthInsuranceCard", "Household", "IdentityNumber",
+    "InboxMessage", "Notification", "Person", "PlannedVaccination", "ReceivedEvent", "ResidenceRegistration",
+    "SchoolEntryForecast",
+]

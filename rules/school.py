@@ -1,0 +1,38 @@
+"""Entry to grade 1 of primary school (``data/school.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+
+from rules._data import as_int, get, load_packaged, month_day
+from rules.dates import clamped_date
+
+_FILE = "school.yaml"
+
+
+@dataclass(frozen=True)
+class _Settings:
+    entry_age: int
+    start_month: int
+    start_day: int
+
+
+@cache
+def _settings() -> _Settings:
+    data = load_packaged(_FILE)
+    age = as_int(get(data, "entry_age", _FILE), f"{_FILE}: entry_age", minimum=1)
+    month, day = month_day(get(data, "school_year_start", _FILE), f"{_FILE}: school_year_start")
+    return _Settings(age, month, day)
+
+
+def school_entry_year(birth_date: date) -> int:
+    """Calendar year in which the child turns the entry age (6); age is counted by birth year only."""
+    return birth_date.year + _settings().entry_age
+
+
+def school_entry_date(birth_date: date) -> date:
+    """Start of the school year (1 September) in :func:`school_entry_year`."""
+    s = _settings()
+    return clamped_date(school_entry_year(birth_date), s.start_month, s.start_day)
