@@ -15,6 +15,7 @@ import yaml
 
 _PACKAGE = __name__.rpartition(".")[0]  # "rules"
 
+
 class RuleDataError(ValueError):
     """A rule data file is missing a field or holds a value of the wrong shape."""
 

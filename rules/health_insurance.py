@@ -51,7 +51,8 @@ def health_insurance_validity(birth_date: date) -> tuple[date, date]:
     """``(valid_from, valid_until)``, both inclusive.
 
     Valid until the child reaches 72 months; if that day is on or before the school-year cut-off
-    (30 September) of the same year, the card is extended to the cut-off so it covers the summer before school.
+    (30 September) of the same year, the card is extended to the cut-off so it covers the summer before
+    school.
     """
     s = _settings()
     reached = coverage_end_age_date(birth_date)

@@ -46,7 +46,8 @@ def _century_table() -> _CenturyTable:
         row = as_mapping(digits, f"{origin}.{century}")
         by_century[century] = {}
         for sex in SEXES:
-            digit = as_int(get(row, sex, f"{origin}.{century}"), f"{origin}.{century}.{sex}", minimum=0, maximum=9)
+            where = f"{origin}.{century}"
+            digit = as_int(get(row, sex, where), f"{where}.{sex}", minimum=0, maximum=9)
             if digit in by_digit:
                 raise RuleDataError(f"{origin}: digit {digit} is used twice")
             by_century[century][sex] = digit

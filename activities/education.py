@@ -1,0 +1,55 @@
+"""Education agency: counts the child into the grade-1 entry forecast of the ward it lives in."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy.dialects.postgresql import insert
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+import rules
+from activities.common import log_access
+from registry.db import Registry
+from registry.models import Address, Household, Person, SchoolEntryForecast
+from workflows.contracts import ChildRef, StepDone
+
+AGENCY = "education"
+
+
+class EducationAgency(Protocol):
+    async def add_to_school_forecast(self, inp: ChildRef) -> StepDone: ...
+
+
+class RegistryEducationAgency:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def add_to_school_forecast(self, inp: ChildRef) -> StepDone:
+        async with self.registry.unit_of_work() as session:
+            if await session.get(SchoolEntryForecast, inp.child_person_id) is not None:
+                return StepDone(newly_done=False)
+            child = await session.get(Person, inp.child_person_id)
+            if child is None or child.household_id is None:
+                raise ApplicationError("child has no registered residence yet", type="NotReady")
+            household = await session.get(Household, child.household_id)
+            address = await session.get(Address, household.address_id) if household else None
+            if address is None:
+                raise ApplicationError("household address missing", type="NotReady")
+            log_access(session, citizen=child.id, agency=AGENCY, purpose="school-entry forecast (ward, entry year)",
+                       workflow_id=inp.workflow_id)
+            result = await session.execute(
+                insert(SchoolEntryForecast)
+                .values(person_id=child.id, province_code=address.province_code, ward_code=address.ward_code,
+                        entry_year=rules.school_entry_year(child.date_of_birth))
+                .on_conflict_do_nothing())
+            return StepDone(newly_done=bool(result.rowcount))  # type: ignore[attr-defined]
+
+
+class EducationActivities:
+    def __init__(self, agency: EducationAgency) -> None:
+        self.agency = agency
+
+    @activity.defn(name="add_to_school_forecast")
+    async def add_to_school_forecast(self, inp: ChildRef) -> StepDone:
+        return await self.agency.add_to_school_forecast(inp)

@@ -1,0 +1,61 @@
+"""Health-insurance agency: the state-paid card for a child under 6 (Decree 146/2018 Art. 13–14)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+import rules
+from activities.common import log_access
+from registry.db import Registry
+from registry.models import HealthInsuranceCard, Person
+from workflows.contracts import ChildRef, StepDone
+
+AGENCY = "health-insurance"
+CHILD_SCHEME = "TE1"  # card prefix of the "children under 6" beneficiary group
+
+
+def card_number_for(personal_id_number: str) -> str:
+    """The project's card numbering: scheme prefix + the child's ID number (unique because the ID is)."""
+    return f"{CHILD_SCHEME}{personal_id_number}"
+
+
+class InsuranceAgency(Protocol):
+    async def issue_child_card(self, inp: ChildRef) -> StepDone: ...
+
+
+class RegistryInsuranceAgency:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    async def issue_child_card(self, inp: ChildRef) -> StepDone:
+        async with self.registry.unit_of_work() as session:
+            existing = await session.scalar(
+                select(HealthInsuranceCard.card_number).where(HealthInsuranceCard.person_id == inp.child_person_id))
+            if existing:
+                return StepDone(newly_done=False)
+            child = await session.get(Person, inp.child_person_id)
+            if child is None or child.personal_id_number is None:
+                raise ApplicationError("child has no personal ID number yet", type="NotReady")
+            log_access(session, citizen=child.id, agency=AGENCY, purpose="issue under-6 health-insurance card",
+                       workflow_id=inp.workflow_id)
+            valid_from, valid_until = rules.health_insurance_validity(child.date_of_birth)
+            result = await session.execute(
+                insert(HealthInsuranceCard)
+                .values(card_number=card_number_for(child.personal_id_number), person_id=child.id,
+                        scheme=CHILD_SCHEME, valid_from=valid_from, valid_until=valid_until)
+                .on_conflict_do_nothing())
+            return StepDone(newly_done=bool(result.rowcount))  # type: ignore[attr-defined]
+
+
+class InsuranceActivities:
+    def __init__(self, agency: InsuranceAgency) -> None:
+        self.agency = agency
+
+    @activity.defn(name="issue_child_health_card")
+    async def issue_child_health_card(self, inp: ChildRef) -> StepDone:
+        return await self.agency.issue_child_card(inp)

@@ -1,0 +1,159 @@
+"""Notification agency: one notice to the family after each stage, exactly once.
+
+The notice is rendered from a jinja2 template in the family's language, written to the outbox under the
+dedupe key `<workflow id>/<stage>` (unique), delivered to the in-app inbox (unique per notice) and published
+on NATS for an app gateway with the same key as `Nats-Msg-Id`. A retried activity finds the row that is
+already there and only repeats the idempotent delivery steps.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import jinja2
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+import rules
+from activities.common import log_access
+from infra.settings import PROJECT_ROOT
+from registry.db import Registry
+from registry.models import (
+    Address,
+    HealthInsuranceCard,
+    Household,
+    InboxMessage,
+    Notification,
+    Person,
+    PlannedVaccination,
+    SchoolEntryForecast,
+)
+from workflows.contracts import NoticeInput, NoticeOutcome, Stage
+
+AGENCY = "notification"
+TEMPLATE_DIR = PROJECT_ROOT / "templates" / "notices"
+LANGUAGES = ("vi", "en")
+
+
+class NoticeGateway(Protocol):
+    """Where delivered notices are announced to the app gateway."""
+
+    async def publish(self, notice: Notification) -> None: ...
+
+
+class NatsNoticeGateway:
+    def __init__(self, jetstream: Any, subject_prefix: str = "notify.inbox") -> None:
+        self.js = jetstream
+        self.subject_prefix = subject_prefix
+
+    async def publish(self, notice: Notification) -> None:
+        body = json.dumps({
+            "notification_id": str(notice.id), "citizen": str(notice.citizen_person_id),
+            "recipient": str(notice.recipient_person_id) if notice.recipient_person_id else None,
+            "stage": notice.stage, "language": notice.language, "subject": notice.subject, "body": notice.body,
+        }, ensure_ascii=False).encode()
+        await self.js.publish(f"{self.subject_prefix}.{notice.citizen_person_id}", body,
+                              headers={"Nats-Msg-Id": notice.dedupe_key})
+
+
+class NoticeRenderer:
+    """Renders `templates/notices/<lang>/<stage>.txt.j2`: the first line is the subject, the rest the body."""
+
+    def __init__(self, template_dir: Path = TEMPLATE_DIR) -> None:
+        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)),
+                                      undefined=jinja2.StrictUndefined, autoescape=False,
+                                      keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+        self.env.filters["date"] = _format_date
+
+    def render(self, stage: str, language: str, context: dict[str, Any]) -> tuple[str, str]:
+        lang = language if language in LANGUAGES else "vi"
+        text = self.env.get_template(f"{lang}/{stage}.txt.j2").render(**context, lang=lang)
+        subject, _, body = text.strip().partition("\n")
+        return subject.strip(), body.strip() + "\n"
+
+
+def _format_date(value: date | None, lang: str = "vi") -> str:
+    if value is None:
+        return "—"
+    return value.strftime("%d/%m/%Y") if lang == "vi" else value.strftime("%d %B %Y")
+
+
+class RegistryNotificationAgency:
+    def __init__(self, registry: Registry, gateway: NoticeGateway, renderer: NoticeRenderer | None = None) -> None:
+        self.registry = registry
+        self.gateway = gateway
+        self.renderer = renderer or NoticeRenderer()
+
+    async def notify_family(self, inp: NoticeInput) -> NoticeOutcome:
+        key = f"{inp.workflow_id}/{inp.stage.value}"
+        async with self.registry.unit_of_work() as session:
+            notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))
+            newly = notice is None
+            if notice is None:
+                child = await session.get(Person, inp.child_person_id)
+                if child is None:
+                    raise ApplicationError("child person record missing", type="PersonMissing", non_retryable=True)
+                log_access(session, citizen=child.id, agency=AGENCY, purpose=f"notify family: {inp.stage.value}",
+                           workflow_id=inp.workflow_id)
+                context = await notice_context(session, child, inp.stage)
+                subject, body = self.renderer.render(inp.stage.value, child.preferred_language, context)
+                await session.execute(
+                    insert(Notification)
+                    .values(id=uuid.uuid4(), dedupe_key=key, citizen_person_id=child.id,
+                            recipient_person_id=child.mother_id, stage=inp.stage.value,
+                            language=child.preferred_language, subject=subject, body=body)
+                    .on_conflict_do_nothing(index_elements=["dedupe_key"]))
+                notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))
+                assert notice is not None
+            await session.execute(insert(InboxMessage).values(notification_id=notice.id)
+                                  .on_conflict_do_nothing(index_elements=["notification_id"]))
+        if notice.published_at is None:
+            await self.gateway.publish(notice)
+            async with self.registry.unit_of_work() as session:
+                await session.execute(update(Notification).where(Notification.id == notice.id)
+                                      .values(published_at=datetime.now(UTC)))
+        return NoticeOutcome(notification_id=notice.id, newly_created=newly)
+
+
+async def notice_context(session: AsyncSession, child: Person, stage: Stage) -> dict[str, Any]:
+    """What a notice may tell the family: read from the registry, never from the workflow."""
+    ctx: dict[str, Any] = {"child_name": child.full_name, "date_of_birth": child.date_of_birth,
+                           "personal_id_number": child.personal_id_number}
+    if stage is Stage.RESIDENCE_REGISTERED and child.household_id:
+        household = await session.get(Household, child.household_id)
+        address = await session.get(Address, household.address_id) if household else None
+        ctx["household_number"] = household.household_number if household else None
+        ctx["address"] = (f"{address.street}, {address.ward_name}, {address.district}, "
+                          f"{rules.province_name(address.province_code)}") if address else None
+    if stage is Stage.HEALTH_INSURANCE_ISSUED:
+        card = await session.scalar(select(HealthInsuranceCard).where(HealthInsuranceCard.person_id == child.id))
+        ctx["card_number"] = card.card_number if card else None
+        ctx["valid_from"] = card.valid_from if card else None
+        ctx["valid_until"] = card.valid_until if card else None
+    if stage is Stage.VACCINATION_PLANNED:
+        doses = (await session.scalars(
+            select(PlannedVaccination).where(PlannedVaccination.person_id == child.id)
+            .order_by(PlannedVaccination.due_date, PlannedVaccination.vaccine, PlannedVaccination.dose))).all()
+        names = {d.vaccine: d.names for d in rules.vaccination_plan(child.date_of_birth)}
+        ctx["doses"] = [{"name": names.get(d.vaccine, {}).get(child.preferred_language, d.vaccine),
+                         "dose": d.dose, "due_date": d.due_date} for d in doses]
+    if stage is Stage.SCHOOL_FORECAST_ADDED:
+        forecast = await session.get(SchoolEntryForecast, child.id)
+        ctx["entry_year"] = forecast.entry_year if forecast else None
+    return ctx
+
+
+class NotificationActivities:
+    def __init__(self, agency: RegistryNotificationAgency) -> None:
+        self.agency = agency
+
+    @activity.defn(name="notify_family")
+    async def notify_family(self, inp: NoticeInput) -> NoticeOutcome:
+        return await self.agency.notify_family(inp)
