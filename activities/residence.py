@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from temporalio import activity
 

@@ -1,0 +1,290 @@
+"""Generate the published contracts of the civil events from the models in :mod:`events.models`.
+
+``python -m events.schema`` (re)writes ``events/schemas/*.json``; ``python -m events.schema --check`` exits 1
+and lists the files that are missing or differ from what the models produce (for CI). The output is
+deterministic: sorted keys, 2-space indent, UTF-8, one trailing newline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from events.models import (
+    BIRTH_DATASCHEMA,
+    BIRTH_REGISTERED,
+    BIRTH_SUBJECT_EVENT,
+    CLOUDEVENT_SCHEMA_ID,
+    BirthRegistered,
+    CloudEvent,
+)
+
+__all__ = ["ASYNCAPI_PATH", "BIRTH_SCHEMA_PATH", "CLOUDEVENT_SCHEMA_PATH", "main", "render_all"]
+
+PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
+SCHEMA_DIR: Final = "events/schemas"
+BIRTH_SCHEMA_PATH: Final = f"{SCHEMA_DIR}/birth_registered.schema.json"
+CLOUDEVENT_SCHEMA_PATH: Final = f"{SCHEMA_DIR}/cloudevent.schema.json"
+ASYNCAPI_PATH: Final = f"{SCHEMA_DIR}/asyncapi.json"
+
+JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
+ASYNCAPI_VERSION: Final = "3.0.0"
+API_VERSION: Final = "1.0.0"
+COMPONENT_SCHEMAS: Final = "#/components/schemas/"
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def birth_registered_schema() -> dict[str, Any]:
+    """JSON Schema of the ``data`` of a ``vn.gov.civil.birth.registered`` event."""
+    schema = BirthRegistered.model_json_schema()
+    schema["$schema"] = JSON_SCHEMA_DIALECT
+    schema["$id"] = BIRTH_DATASCHEMA
+    schema["title"] = "Birth registered (data of vn.gov.civil.birth.registered)"
+    return schema
+
+
+def cloudevent_schema() -> dict[str, Any]:
+    """JSON Schema of the CloudEvents 1.0 structured-JSON envelope accepted by the service."""
+    schema = CloudEvent.model_json_schema()
+    schema["$schema"] = JSON_SCHEMA_DIALECT
+    schema["$id"] = CLOUDEVENT_SCHEMA_ID
+    schema["title"] = "CloudEvents 1.0 envelope (structured JSON mode)"
+    return schema
+
+
+def _rewrite_refs(node: Any, prefix: str) -> Any:
+    """Copy of ``node`` with every local ``#/$defs/<name>`` reference pointing at ``<prefix><name>``."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
+                out[key] = prefix + value.removeprefix("#/$defs/")
+            else:
+                out[key] = _rewrite_refs(value, prefix)
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(item, prefix) for item in node]
+    return node
+
+
+def _as_component(schema: dict[str, Any], name: str, components: dict[str, Any]) -> None:
+    """Move a model's schema and its ``$defs`` into ``components`` (AsyncAPI location, refs fixed)."""
+    schema = copy.deepcopy(schema)
+    schema.pop("$schema", None)
+    schema.pop("$id", None)
+    definitions = schema.pop("$defs", {})
+    for def_name, definition in {**definitions, name: schema}.items():
+        rewritten = _rewrite_refs(definition, COMPONENT_SCHEMAS)
+        if def_name in components and components[def_name] != rewritten:
+            raise RuntimeError(f"two different schemas are named {def_name!r}")
+        components[def_name] = rewritten
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """AsyncAPI 3.0 description of the civil events the service consumes and the dead letters it keeps."""
+    schemas: dict[str, Any] = {}
+    _as_component(cloudevent_schema(), "CloudEvent", schemas)
+    _as_component(birth_registered_schema(), "BirthRegistered", schemas)
+    schemas["BirthRegisteredEvent"] = {
+        "title": "Birth registered event",
+        "description": "A CloudEvent of type vn.gov.civil.birth.registered whose data is BirthRegistered.",
+        "allOf": [
+            {"$ref": COMPONENT_SCHEMAS + "CloudEvent"},
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"const": BIRTH_REGISTERED},
+                    "subject": {
+                        "type": "string",
+                        "description": "The registration number (same as data.registration_number).",
+                    },
+                    "datacontenttype": {"const": "application/json"},
+                    "dataschema": {"const": BIRTH_DATASCHEMA},
+                    "data": {"$ref": COMPONENT_SCHEMAS + "BirthRegistered"},
+                },
+                "required": ["type", "data"],
+            },
+        ],
+    }
+    province = {
+        "description": "Code of the province where the event was registered (rules/data/provinces.yaml).",
+        "examples": ["079", "001"],
+    }
+    return {
+        "asyncapi": ASYNCAPI_VERSION,
+        "id": "urn:lifeevents:asyncapi:civil-events",
+        "info": {
+            "title": "Life-event orchestration — civil events",
+            "version": API_VERSION,
+            "description": (
+                "Civil-status offices publish one CloudEvent (structured JSON mode) per registered life event "
+                "on the NATS JetStream stream CIVIL, subject civil.<province>.<event>. The life-event "
+                "orchestration service consumes them with a durable pull consumer. Generated by "
+                "`python -m events.schema` from events/models.py: do not edit by hand."
+            ),
+        },
+        "defaultContentType": "application/cloudevents+json",
+        "servers": {
+            "nats": {
+                "host": "localhost:4222",
+                "protocol": "nats",
+                "description": "Placeholder: the embedded development server (nats-server -js).",
+            }
+        },
+        "channels": {
+            "civilBirthRegistered": {
+                "address": f"civil.{{province}}.{BIRTH_SUBJECT_EVENT}",
+                "title": "Registered births",
+                "description": "Stream CIVIL. One message per registered birth.",
+                "parameters": {"province": province},
+                "servers": [{"$ref": "#/servers/nats"}],
+                "messages": {"BirthRegistered": {"$ref": "#/components/messages/BirthRegistered"}},
+            },
+            "deadLetter": {
+                "address": "dlq.civil.{province}.{event}",
+                "title": "Dead letters",
+                "description": (
+                    "Stream DLQ. An event that cannot be accepted is never dropped: its original bytes are "
+                    "kept here, unchanged, with the reasons in headers; the original message is then "
+                    "terminated on its consumer."
+                ),
+                "parameters": {
+                    "province": province,
+                    "event": {
+                        "description": "Last token of the original subject.",
+                        "examples": [BIRTH_SUBJECT_EVENT],
+                    },
+                },
+                "servers": [{"$ref": "#/servers/nats"}],
+                "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+            },
+        },
+        "operations": {
+            "receiveBirthRegistered": {
+                "action": "receive",
+                "title": "Consume registered births",
+                "description": (
+                    "Durable pull consumer. A valid event is stored in the registry (idempotent by event id), "
+                    "the birth-registration workflow is started or signalled (id birth-<registration "
+                    "number>), then the message is acked. An invalid event goes to deadLetter. When Temporal "
+                    "or the database is down the message is nak'ed with backoff and redelivered."
+                ),
+                "channel": {"$ref": "#/channels/civilBirthRegistered"},
+                "messages": [{"$ref": "#/channels/civilBirthRegistered/messages/BirthRegistered"}],
+            },
+            "sendDeadLetter": {
+                "action": "send",
+                "title": "Keep an invalid event",
+                "channel": {"$ref": "#/channels/deadLetter"},
+                "messages": [{"$ref": "#/channels/deadLetter/messages/DeadLetter"}],
+            },
+        },
+        "components": {
+            "schemas": schemas,
+            "messages": {
+                "BirthRegistered": {
+                    "name": "BirthRegistered",
+                    "title": "Birth registered",
+                    "summary": "A civil-status office registered a birth.",
+                    "contentType": "application/cloudevents+json",
+                    "headers": {
+                        "type": "object",
+                        "properties": {
+                            "Nats-Msg-Id": {
+                                "type": "string",
+                                "description": (
+                                    "The CloudEvent id: JetStream drops a duplicate published within "
+                                    "the stream's duplicate window."
+                                ),
+                            }
+                        },
+                    },
+                    "payload": {"$ref": COMPONENT_SCHEMAS + "BirthRegisteredEvent"},
+                },
+                "DeadLetter": {
+                    "name": "DeadLetter",
+                    "title": "Dead letter",
+                    "summary": "An event that failed validation, kept with the reasons.",
+                    "contentType": "application/octet-stream",
+                    "headers": {
+                        "type": "object",
+                        "properties": {
+                            "Dead-Letter-Reason": {
+                                "type": "string",
+                                "description": (
+                                    "Every reason, joined with '; ', each '<field path>: <rule>' (e.g. "
+                                    "'data.child.date_of_birth: date of birth 2030-01-01 is in the "
+                                    "future'). Printable ASCII; never contains names or ID numbers."
+                                ),
+                            },
+                            "Original-Subject": {
+                                "type": "string",
+                                "description": "The subject the event was published on.",
+                            },
+                        },
+                        "required": ["Dead-Letter-Reason", "Original-Subject"],
+                    },
+                    "payload": {
+                        "description": "The original message bytes, unchanged (may be neither UTF-8 nor JSON)."
+                    },
+                },
+            },
+        },
+    }
+
+
+def render_all() -> dict[str, str]:
+    """Every generated file: path relative to the project root -> file text."""
+    return {
+        BIRTH_SCHEMA_PATH: _dump(birth_registered_schema()),
+        CLOUDEVENT_SCHEMA_PATH: _dump(cloudevent_schema()),
+        ASYNCAPI_PATH: _dump(asyncapi_document()),
+    }
+
+
+def stale_files(root: Path = PROJECT_ROOT) -> list[str]:
+    """Generated files that are missing under ``root`` or differ from :func:`render_all`."""
+    stale: list[str] = []
+    for rel, text in render_all().items():
+        path = root / rel
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            stale.append(rel)
+    return stale
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m events.schema", description="Generate events/schemas/*.json.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale")
+    args = parser.parse_args(argv)
+
+    if args.check:
+        stale = stale_files()
+        if stale:
+            print("stale generated files (run `python -m events.schema`):", file=sys.stderr)
+            for rel in stale:
+                print(f"  {rel}", file=sys.stderr)
+            return 1
+        print("event schemas are up to date")
+        return 0
+
+    for rel, text in render_all().items():
+        path = PROJECT_ROOT / rel
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            print(f"unchanged {rel}")
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text.encode("utf-8"))
+        print(f"wrote     {rel}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Composition root: the one place that builds the registry, the NATS and Temporal clients, the agencies,
+the worker and the bridge. Everything else receives what it needs.
+
+    python worker.py            # worker + event bridge (Ctrl-C / SIGTERM drains and stops)
+    python worker.py --no-bridge
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from activities.civil import CivilActivities, RegistryCivilRegistry
+from activities.education import EducationActivities, RegistryEducationAgency
+from activities.health import HealthActivities, RegistryHealthAgency
+from activities.identity import IdentityActivities, RegistryIdentityAgency
+from activities.insurance import InsuranceActivities, RegistryInsuranceAgency
+from activities.notification import NatsNoticeGateway, NotificationActivities, RegistryNotificationAgency
+from activities.residence import RegistryResidenceAgency, ResidenceActivities
+from events.bridge import BirthEventBridge
+from events.streams import ensure_streams
+from infra.settings import Settings
+from registry.db import Registry, make_engine
+from workflows.birth import BirthRegistrationWorkflow
+from workflows.client import TemporalBirthStarter
+
+log = logging.getLogger("lifeevents.worker")
+
+WORKFLOWS = [BirthRegistrationWorkflow]
+
+
+async def connect_temporal(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                                data_converter=pydantic_data_converter, interceptors=[TracingInterceptor()])
+
+
+async def connect_nats(settings: Settings, name: str = "lifeevents") -> NatsClient:
+    return await nats.connect(settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+
+
+def build_activities(registry: Registry, js: JetStreamContext) -> list[Any]:
+    """Each agency port with its built-in implementation; swap one here to call a real agency API."""
+    return [
+        CivilActivities(RegistryCivilRegistry(registry)).record_birth,
+        IdentityActivities(RegistryIdentityAgency(registry)).assign_personal_id,
+        ResidenceActivities(RegistryResidenceAgency(registry)).register_residence,
+        InsuranceActivities(RegistryInsuranceAgency(registry)).issue_child_health_card,
+        HealthActivities(RegistryHealthAgency(registry)).plan_vaccinations,
+        EducationActivities(RegistryEducationAgency(registry)).add_to_school_forecast,
+        NotificationActivities(RegistryNotificationAgency(registry, NatsNoticeGateway(js))).notify_family,
+    ]
+
+
+@dataclass
+class Service:
+    settings: Settings
+    registry: Registry
+    nc: NatsClient
+    js: JetStreamContext
+    client: Client
+
+    def worker(self, **options: Any) -> Worker:
+        return Worker(self.client, task_queue=self.settings.task_queue, workflows=WORKFLOWS,
+                      activities=build_activities(self.registry, self.js), **options)
+
+    def bridge(self) -> BirthEventBridge:
+        return BirthEventBridge(self.js, self.registry, TemporalBirthStarter(self.client, self.settings.task_queue),
+                                self.settings)
+
+
+@contextlib.asynccontextmanager
+async def service(settings: Settings) -> AsyncIterator[Service]:
+    registry = Registry(make_engine(settings.database_url))
+    nc = await connect_nats(settings)
+    js = nc.jetstream()
+    await ensure_streams(js, settings)
+    try:
+        client = await connect_temporal(settings)
+        yield Service(settings, registry, nc, js, client)
+    finally:
+        await nc.drain()
+        await registry.close()
+
+
+async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool = True) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with service(settings) as svc:
+        tasks = []
+        if with_worker:
+            worker = svc.worker()
+            tasks.append(asyncio.create_task(worker.run()))
+        if with_bridge:
+            tasks.append(asyncio.create_task(svc.bridge().run(stop)))
+        log.info("running: worker=%s bridge=%s (task queue %s)", with_worker, with_bridge, settings.task_queue)
+        await stop.wait()
+        log.info("stopping: draining in-flight work")
+        if with_worker:
+            await worker.shutdown()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    log.info("stopped")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-bridge", action="store_true", help="run the Temporal worker only")
+    parser.add_argument("--bridge-only", action="store_true", help="run the NATS→Temporal bridge only")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("temporalio").setLevel(logging.WARNING)
+    asyncio.run(run(Settings(), with_bridge=not args.no_bridge, with_worker=not args.bridge_only))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""BirthRegistrationWorkflow: one registered birth, every agency acting on it, the family told at each stage.
+
+The history holds only references (registry UUIDs, codes) and outcomes; agencies read names and addresses
+from the registry. A step that needs a person (no household on record for the parents) does not fail the
+workflow: it sets the `NeedsAttention` search attribute with the reason and waits for an operator's
+`supply_household` update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from infra.search_attributes import (
+        ATTENTION_REASON,
+        LIFE_EVENT,
+        NEEDS_ATTENTION,
+        PROVINCE_CODE,
+        STAGE,
+    )
+    from workflows.contracts import (
+        BIRTH_STAGES,
+        AssignIdInput,
+        BirthCase,
+        BirthOutcome,
+        ChildRef,
+        IdAssigned,
+        NoticeInput,
+        NoticeOutcome,
+        RecordBirthInput,
+        RecordedBirth,
+        ResidenceInput,
+        ResidenceOutcome,
+        Stage,
+        StageState,
+        StepDone,
+    )
+
+T = TypeVar("T", bound=BaseModel)
+
+AGENCY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                           maximum_interval=timedelta(minutes=5), maximum_attempts=0)
+"""Agencies that keep failing are retried with backoff for as long as it takes: nothing is dropped."""
+
+STEP_TIMEOUT = timedelta(seconds=60)
+
+
+class SupplyHousehold(BaseModel):
+    household_id: uuid.UUID
+
+
+@workflow.defn
+class BirthRegistrationWorkflow:
+    def __init__(self) -> None:
+        self._stages: dict[Stage, StageState] = {s: StageState(stage=s, state="pending") for s in BIRTH_STAGES}
+        self._child: uuid.UUID | None = None
+        self._residence: ResidenceOutcome | None = None
+        self._attention_reason: str | None = None
+
+    @workflow.run
+    async def run(self, case: BirthCase) -> BirthOutcome:
+        wf_id = workflow.info().workflow_id
+        workflow.upsert_search_attributes([LIFE_EVENT.value_set("birth"),
+                                           PROVINCE_CODE.value_set(case.province_code),
+                                           NEEDS_ATTENTION.value_set(False)])
+
+        recorded = await self._stage(Stage.BIRTH_RECORDED, lambda: self._call(
+            "record_birth", RecordBirthInput(registration_number=case.registration_number, workflow_id=wf_id),
+            RecordedBirth))
+        child = self._child = recorded.child_person_id
+        ref = ChildRef(child_person_id=child, workflow_id=wf_id)
+        await self._notify(ref, Stage.BIRTH_RECORDED)
+
+        await self._stage(Stage.PERSONAL_ID_ASSIGNED, lambda: self._call(
+            "assign_personal_id",
+            AssignIdInput(child_person_id=child, workflow_id=wf_id, registration_number=case.registration_number,
+                          province_code=case.province_code), IdAssigned))
+        await self._notify(ref, Stage.PERSONAL_ID_ASSIGNED)
+
+        await asyncio.gather(
+            self._residence_then_school(ref),
+            self._simple_stage(ref, Stage.HEALTH_INSURANCE_ISSUED, "issue_child_health_card"),
+            self._simple_stage(ref, Stage.VACCINATION_PLANNED, "plan_vaccinations"),
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.upsert_search_attributes([STAGE.value_set("completed")])
+        return BirthOutcome(registration_number=case.registration_number, child_person_id=child,
+                            stages=list(self._stages.values()))
+
+    # ---- stages ------------------------------------------------------------------------------------------
+    async def _residence_then_school(self, ref: ChildRef) -> None:
+        async def register() -> ResidenceOutcome:
+            outcome = await self._call("register_residence", ResidenceInput(**ref.model_dump()), ResidenceOutcome)
+            if not outcome.registered:
+                self._need_attention(outcome.attention_reason or "residence-needs-a-decision")
+                await workflow.wait_condition(lambda: self._residence is not None)
+                assert self._residence is not None
+                outcome = self._residence
+            self._residence = outcome
+            return outcome
+
+        await self._stage(Stage.RESIDENCE_REGISTERED, register)
+        await self._notify(ref, Stage.RESIDENCE_REGISTERED)
+        await self._simple_stage(ref, Stage.SCHOOL_FORECAST_ADDED, "add_to_school_forecast")
+
+    async def _simple_stage(self, ref: ChildRef, stage: Stage, activity_name: str) -> None:
+        await self._stage(stage, lambda: self._call(activity_name, ref, StepDone))
+        await self._notify(ref, stage)
+
+    async def _stage(self, stage: Stage, step: Callable[[], Awaitable[T]]) -> T:
+        self._set(stage, "running")
+        result = await step()
+        self._set(stage, "done", detail=self._stages[stage].detail)
+        return result
+
+    async def _notify(self, ref: ChildRef, stage: Stage) -> NoticeOutcome:
+        return await self._call("notify_family", NoticeInput(**ref.model_dump(), stage=stage), NoticeOutcome)
+
+    async def _call(self, activity_name: str, arg: BaseModel, result_type: type[T]) -> T:
+        result: Any = await workflow.execute_activity(
+            activity_name, arg, result_type=result_type, start_to_close_timeout=STEP_TIMEOUT,
+            retry_policy=AGENCY_RETRY)
+        return result  # type: ignore[no-any-return]
+
+    def _set(self, stage: Stage, state: str, detail: str | None = None) -> None:
+        self._stages[stage] = StageState(stage=stage, state=state, at=workflow.now().isoformat(), detail=detail)
+
+    def _need_attention(self, reason: str) -> None:
+        self._attention_reason = reason
+        self._set(Stage.RESIDENCE_REGISTERED, "needs_attention", detail=reason)
+        workflow.upsert_search_attributes([NEEDS_ATTENTION.value_set(True), ATTENTION_REASON.value_set(reason)])
+        workflow.set_current_details(
+            f"**Needs attention**: residence could not be registered ({reason}). "
+            "Send the `supply_household` update with the household id to continue.")
+        workflow.logger.warning("needs attention: %s", reason)
+
+    # ---- operator and observer API -----------------------------------------------------------------------
+    @workflow.update
+    async def supply_household(self, request: SupplyHousehold) -> str:
+        """Operator supplies the household the child is to be registered in."""
+        assert self._child is not None
+        outcome = await self._call(
+            "register_residence",
+            ResidenceInput(child_person_id=self._child, workflow_id=workflow.info().workflow_id,
+                           household_id=request.household_id), ResidenceOutcome)
+        if not outcome.registered:
+            raise ApplicationError(f"household not accepted: {outcome.attention_reason}", type="InvalidHousehold")
+        self._residence = outcome
+        self._attention_reason = None
+        workflow.upsert_search_attributes([NEEDS_ATTENTION.value_set(False), ATTENTION_REASON.value_unset()])
+        workflow.set_current_details("")
+        return "residence registered"
+
+    @supply_household.validator
+    def _validate_supply_household(self, request: SupplyHousehold) -> None:
+        if self._attention_reason is None:
+            raise ValueError("this birth is not waiting for a household")
+
+    @workflow.query
+    def progress(self) -> list[StageState]:
+        return list(self._stages.values())
+
+    @workflow.query
+    def attention_reason(self) -> str | None:
+        return self._attention_reason
