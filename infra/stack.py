@@ -4,7 +4,7 @@ Every server keeps its files under one data folder and listens on loopback only.
 detached (pid files in `<data>/run/`), `make down` stops them; tests start their own on free ports in a
 temporary folder. Servers given by URL in the settings (external ones) are left alone.
 
-    python -m infra.stack up | down | status
+    python -m infra.stack up | service | down | status
 """
 
 from __future__ import annotations
@@ -282,6 +282,18 @@ class EmbeddedStack:
         pgdata = self.data_dir / "postgres"
         return (pgdata / "postmaster.pid").exists() and self._pg_running(pgdata)
 
+    def start_service(self) -> None:
+        """The worker and the event bridge (`worker.py`), detached; restarted so it runs the current code."""
+        self._stop("worker")
+        proc = self._spawn("worker", [sys.executable, str(Path(__file__).resolve().parent.parent / "worker.py")])
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                log = self.log_dir / "worker.log"
+                raise StackError(f"worker exited with code {proc.returncode}; log {log}:\n"
+                                 f"{log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.1)
+
     def stop(self) -> None:
         for name in ("worker", "temporal", "nats"):
             self._stop(name)
@@ -327,6 +339,9 @@ def main(argv: list[str]) -> int:
             stack.start()
             print(f"stack up: Temporal {stack.settings.temporal_address} (UI {stack.settings.temporal_ui_url}), "
                   f"NATS {stack.settings.nats_url}, PostgreSQL 127.0.0.1:{stack.settings.postgres_port}")
+        elif command == "service":
+            stack.start_service()
+            print(f"worker and event bridge running in the background (log {stack.log_dir / 'worker.log'})")
         elif command == "down":
             stack.stop()
             print("stack stopped")

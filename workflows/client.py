@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from infra.search_attributes import LIFE_EVENT, NEEDS_ATTENTION, PROVINCE_CODE
@@ -28,9 +28,9 @@ class TemporalBirthStarter:
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                search_attributes=TypedSearchAttributes([LIFE_EVENT.value_set("birth"),
-                                                         PROVINCE_CODE.value_set(case.province_code),
-                                                         NEEDS_ATTENTION.value_set(False)]),
+                search_attributes=TypedSearchAttributes([SearchAttributePair(LIFE_EVENT, "birth"),
+                                                         SearchAttributePair(PROVINCE_CODE, case.province_code),
+                                                         SearchAttributePair(NEEDS_ATTENTION, False)]),
                 static_summary=f"Birth registration in province {case.province_code}",
             )
         except WorkflowAlreadyStartedError:

