@@ -79,7 +79,8 @@ def family(index: int) -> SeedFamily:
     household_number = f"HK{province}{index:08d}"
     return SeedFamily(
         index=index, province_code=province, household_number=household_number,
-        household_id=uuid.uuid5(NAMESPACE, household_number), address_id=uuid.uuid5(NAMESPACE, "addr" + household_number),
+        household_id=uuid.uuid5(NAMESPACE, household_number),
+        address_id=uuid.uuid5(NAMESPACE, "addr" + household_number),
         ward_code=f"{province}{ward_no:02d}", ward_name=f"Phường {ward_no}", district=f"Quận {1 + index % 5}",
         street=f"{1 + rng.randrange(300)} {rng.choice(STREETS)}",
         mother=_parent(rng, index, province, "female", rng.choice(FAMILY_NAMES)),
@@ -135,15 +136,17 @@ def synthetic_birth(fam: SeedFamily, *, registration_number: str, date_of_birth:
     given = given_name or rng.choice(FEMALE_GIVEN if sex == "female" else MALE_GIVEN)
     middle = rng.choice(FEMALE_MIDDLE if sex == "female" else MALE_MIDDLE)
     family_name = fam.father.full_name.split(" ")[0]
-    registered = registered_at or datetime.combine(date_of_birth + timedelta(days=3), datetime.min.time(),
-                                                   VN_TZ).replace(hour=9)
+    registered = registered_at or min(
+        datetime.combine(date_of_birth + timedelta(days=3), datetime.min.time(), VN_TZ).replace(hour=9),
+        datetime.now(VN_TZ).replace(microsecond=0) - timedelta(minutes=1))
     return BirthRegistered.model_validate({
         "registration_number": registration_number,
         "registered_at": registered.isoformat(),
         "office_code": office_code or f"UBND-{fam.ward_code}",
         "province_code": fam.province_code,
         "child": {"full_name": f"{family_name} {middle} {given}", "sex": sex,
-                  "date_of_birth": date_of_birth.isoformat(), "time_of_birth": f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00",
+                  "date_of_birth": date_of_birth.isoformat(),
+                  "time_of_birth": f"{rng.randrange(24):02d}:{rng.randrange(60):02d}:00",
                   "place_of_birth": f"Bệnh viện đa khoa {rules.province_name(fam.province_code)}",
                   "multiple_birth_order": order, "multiple_birth_size": size},
         "mother": {"id_number": fam.mother.id_number, "full_name": fam.mother.full_name},

@@ -71,7 +71,7 @@ async def birth_status(session: AsyncSession, registration_number: str, *, reade
                          if forecast else None)
         noticed = dict((await session.execute(
             select(Notification.stage, Notification.created_at).where(Notification.citizen_person_id == child.id)
-        )).tuples().all())
+        )).all())
     else:
         noticed = {}
     out["stages"] = [{"stage": s.value, "state": "done" if times.get(s) else "pending", "at": _iso(times.get(s)),
@@ -101,5 +101,5 @@ async def count_notices(session: AsyncSession, registration_numbers: list[str]) 
         select(BirthRegistration.registration_number, func.count(Notification.id))
         .join(Notification, Notification.citizen_person_id == BirthRegistration.child_person_id)
         .where(BirthRegistration.registration_number.in_(registration_numbers))
-        .group_by(BirthRegistration.registration_number))).tuples().all()
+        .group_by(BirthRegistration.registration_number))).all()
     return {reg: int(n) for reg, n in rows}
