@@ -51,11 +51,11 @@ def sample_events() -> list[bytes]:
             for b in sample_births()]
 
 
-async def wait_for_notices(settings: Settings, registrations: list[str], timeout: float) -> dict[str, int]:
+async def wait_for_notices(settings: Settings, registrations: list[str], wait_seconds: float) -> dict[str, int]:
     """Poll the outbox until every birth has one notice per stage (or the deadline passes)."""
     expected = len(BIRTH_STAGES)
     registry = Registry(make_engine(settings.database_url, pool_size=2))
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_seconds
     counts: dict[str, int] = {}
     try:
         with tqdm(total=expected * len(registrations), unit="stage", desc="agencies at work") as bar:
@@ -76,14 +76,14 @@ async def run_demo(settings: Settings, *, publish_raw: Callable[..., Awaitable[l
                    load_status: Callable[[Settings, str], Awaitable[dict[str, Any] | None]],
                    load_inbox: Callable[[Settings, str], Awaitable[list[dict[str, Any]] | None]],
                    format_status: Callable[[dict[str, Any]], str],
-                   format_notice: Callable[[dict[str, Any]], str], timeout: float) -> int:
+                   format_notice: Callable[[dict[str, Any]], str], wait_seconds: float) -> int:
     births = sample_births()
     registrations = [b.registration_number for b in births]
     results = await publish_raw(settings, sample_events())
     fresh = sum(not r["duplicate"] for r in results)
     print(f"published {len(results)} birth registrations on NATS ({fresh} new, "
           f"{len(results) - fresh} already in the stream: deduplicated)")
-    counts = await wait_for_notices(settings, registrations, timeout)
+    counts = await wait_for_notices(settings, registrations, wait_seconds)
     unfinished = [r for r in registrations if counts.get(r, 0) < len(BIRTH_STAGES)]
     for birth in births:
         status = await load_status(settings, birth.registration_number)
@@ -100,7 +100,7 @@ async def run_demo(settings: Settings, *, publish_raw: Callable[..., Awaitable[l
             print(format_notice(notice))
     print()
     if unfinished:
-        print(f"still in progress after {timeout:.0f}s: {', '.join(unfinished)} — see the Temporal UI")
+        print(f"still in progress after {wait_seconds:.0f}s: {', '.join(unfinished)} — see the Temporal UI")
     print(f"Temporal UI: {settings.temporal_ui_url}  (workflows birth-<registration no>)")
     print("The stack keeps running; `make down` stops it.")
     return 0 if not unfinished else 1

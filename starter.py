@@ -12,7 +12,7 @@ import json
 import random
 import string
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -346,10 +346,10 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from demo import run_demo
 
     return await run_demo(settings, publish_raw=publish_raw, load_status=load_status, load_inbox=load_inbox,
-                          format_status=format_status, format_notice=format_notice, timeout=args.timeout)
+                          format_status=format_status, format_notice=format_notice, wait_seconds=args.timeout)
 
 
-COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] = {
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "migrate": cmd_migrate, "seed-population": cmd_seed_population, "publish": cmd_publish,
     "simulate-births": cmd_simulate_births, "status": cmd_status, "inbox": cmd_inbox, "dlq": cmd_dlq,
     "supply-household": cmd_supply_household, "demo": cmd_demo,

@@ -57,7 +57,6 @@ class BirthEventBridge:
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
                                   ack_wait=60.0, max_deliver=-1, max_ack_pending=s.bridge_concurrency * 4))
         in_flight: set[asyncio.Task[None]] = set()
-        slots = asyncio.Semaphore(s.bridge_concurrency)
         log.info("bridge consuming %s (durable %s, concurrency %d)", s.civil_stream, s.bridge_durable,
                  s.bridge_concurrency)
         try:
@@ -75,10 +74,9 @@ class BirthEventBridge:
                     await asyncio.sleep(0.5)
                     continue
                 for msg in msgs:
-                    await slots.acquire()
                     task = asyncio.create_task(self.handle(msg))
                     in_flight.add(task)
-                    task.add_done_callback(lambda t: (in_flight.discard(t), slots.release()))
+                    task.add_done_callback(in_flight.discard)
         finally:
             if in_flight:
                 log.info("draining %d in-flight event(s)", len(in_flight))

