@@ -42,7 +42,7 @@ lint: install
 	$(BIN)/mypy .
 
 bench: install
-	$(BIN)/python bench/bridge_throughput.py
+	$(BIN)/python bench/births_throughput.py
 
 clean: down
 	rm -rf .data
