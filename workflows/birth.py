@@ -65,6 +65,7 @@ class BirthRegistrationWorkflow:
         self._child: uuid.UUID | None = None
         self._residence: ResidenceOutcome | None = None
         self._attention_reason: str | None = None
+        self._supplying = False
 
     @workflow.run
     async def run(self, case: BirthCase) -> BirthOutcome:
@@ -119,7 +120,7 @@ class BirthRegistrationWorkflow:
     async def _stage(self, stage: Stage, step: Callable[[], Awaitable[T]]) -> T:
         self._set(stage, "running")
         result = await step()
-        self._set(stage, "done", detail=self._stages[stage].detail)
+        self._set(stage, "done", detail=getattr(result, "basis", None))
         return result
 
     async def _notify(self, ref: ChildRef, stage: Stage) -> NoticeOutcome:
@@ -148,10 +149,14 @@ class BirthRegistrationWorkflow:
     async def supply_household(self, request: SupplyHousehold) -> str:
         """Operator supplies the household the child is to be registered in."""
         assert self._child is not None
-        outcome = await self._call(
-            "register_residence",
-            ResidenceInput(child_person_id=self._child, workflow_id=workflow.info().workflow_id,
-                           household_id=request.household_id), ResidenceOutcome)
+        self._supplying = True
+        try:
+            outcome = await self._call(
+                "register_residence",
+                ResidenceInput(child_person_id=self._child, workflow_id=workflow.info().workflow_id,
+                               household_id=request.household_id), ResidenceOutcome)
+        finally:
+            self._supplying = False
         if not outcome.registered:
             raise ApplicationError(f"household not accepted: {outcome.attention_reason}", type="InvalidHousehold")
         self._residence = outcome
@@ -164,6 +169,8 @@ class BirthRegistrationWorkflow:
     def _validate_supply_household(self, request: SupplyHousehold) -> None:
         if self._attention_reason is None:
             raise ValueError("this birth is not waiting for a household")
+        if self._supplying:
+            raise ValueError("another household is being registered for this birth; wait for its result")
 
     @workflow.query
     def progress(self) -> list[StageState]:
