@@ -335,9 +335,35 @@ async def cmd_supply_household(settings: Settings, args: argparse.Namespace) -> 
         raise CliError(f"HOUSEHOLD_NUMBER: no household {args.household_number} in the registry", EXIT_NOT_FOUND)
     client = await connect_temporal(settings)
     handle = client.get_workflow_handle(birth_workflow_id(args.registration_number))
-    result = await handle.execute_update(BirthRegistrationWorkflow.supply_household,
-                                         SupplyHousehold(household_id=household_id))
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError
+
+    try:
+        result = await handle.execute_update(BirthRegistrationWorkflow.supply_household,
+                                             SupplyHousehold(household_id=household_id))
+    except (WorkflowUpdateFailedError, RPCError) as exc:
+        cause = getattr(exc, "cause", None) or exc
+        raise CliError(f"REGISTRATION_NO: {getattr(cause, 'message', None) or cause}") from exc
     print(result)
+    return EXIT_OK
+
+
+async def cmd_retry_failed(settings: Settings, args: argparse.Namespace) -> int:
+    """Operator repair: the failing agency is fixed; run the birth's steps that gave up again."""
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError
+
+    from worker import connect_temporal
+    from workflows.birth import BirthRegistrationWorkflow
+    from workflows.client import birth_workflow_id
+
+    client = await connect_temporal(settings)
+    handle = client.get_workflow_handle(birth_workflow_id(args.registration_number))
+    try:
+        print(await handle.execute_update(BirthRegistrationWorkflow.retry_failed_steps))
+    except (WorkflowUpdateFailedError, RPCError) as exc:
+        cause = getattr(exc, "cause", None) or exc
+        raise CliError(f"REGISTRATION_NO: {getattr(cause, 'message', None) or cause}") from exc
     return EXIT_OK
 
 
@@ -352,7 +378,7 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "migrate": cmd_migrate, "seed-population": cmd_seed_population, "publish": cmd_publish,
     "simulate-births": cmd_simulate_births, "status": cmd_status, "inbox": cmd_inbox, "dlq": cmd_dlq,
-    "supply-household": cmd_supply_household, "demo": cmd_demo,
+    "supply-household": cmd_supply_household, "retry-failed": cmd_retry_failed, "demo": cmd_demo,
 }
 
 
@@ -380,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("supply-household", "operator: register a waiting child in a household (needs-attention repair)")
     p.add_argument("registration_number", metavar="REGISTRATION_NO")
     p.add_argument("household_number", metavar="HOUSEHOLD_NUMBER")
+    add("retry-failed", "operator: run again the steps of a birth whose agency gave up").add_argument(
+        "registration_number", metavar="REGISTRATION_NO")
     add("demo", "publish the sample births and print what the state did").add_argument(
         "--timeout", type=float, default=180.0, help="seconds to wait for the stages (default 180)")
     return parser

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from infra.search_attributes import (
@@ -47,9 +47,12 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T", bound=BaseModel)
 
+AGENCY_MAX_ATTEMPTS = 10
 AGENCY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                           maximum_interval=timedelta(minutes=5), maximum_attempts=0)
-"""Agencies that keep failing are retried with backoff for as long as it takes: nothing is dropped."""
+                           maximum_interval=timedelta(minutes=5), maximum_attempts=AGENCY_MAX_ATTEMPTS)
+"""An agency that fails is retried with backoff (about 8 minutes in all); past that the step waits for an
+operator's `retry_failed_steps` update instead of failing the registration (the MOSIP rule: a failing agency
+never undoes the birth registration)."""
 
 STEP_TIMEOUT = timedelta(seconds=60)
 
@@ -64,7 +67,9 @@ class BirthRegistrationWorkflow:
         self._stages: dict[Stage, StageState] = {s: StageState(stage=s, state="pending") for s in BIRTH_STAGES}
         self._child: uuid.UUID | None = None
         self._residence: ResidenceOutcome | None = None
-        self._attention_reason: str | None = None
+        self._waiting: dict[str, str] = {}
+        """What waits for a person: `residence` or a failed step's key -> machine-readable reason."""
+        self._retry_round = 0
         self._supplying = False
 
     @workflow.run
@@ -102,7 +107,9 @@ class BirthRegistrationWorkflow:
         async def register() -> ResidenceOutcome:
             outcome = await self._call("register_residence", ResidenceInput(**ref.model_dump()), ResidenceOutcome)
             if not outcome.registered:
-                self._need_attention(outcome.attention_reason or "residence-needs-a-decision")
+                reason = outcome.attention_reason or "residence-needs-a-decision"
+                self._set(Stage.RESIDENCE_REGISTERED, "needs_attention", detail=reason)
+                self._wait_for_person("residence", reason)
                 await workflow.wait_condition(lambda: self._residence is not None)
                 assert self._residence is not None
                 outcome = self._residence
@@ -114,7 +121,7 @@ class BirthRegistrationWorkflow:
         await self._simple_stage(ref, Stage.SCHOOL_FORECAST_ADDED, "add_to_school_forecast")
 
     async def _simple_stage(self, ref: ChildRef, stage: Stage, activity_name: str) -> None:
-        await self._stage(stage, lambda: self._call(activity_name, ref, StepDone))
+        await self._stage(stage, lambda: self._call(activity_name, ref, StepDone, stage=stage))
         await self._notify(ref, stage)
 
     async def _stage(self, stage: Stage, step: Callable[[], Awaitable[T]]) -> T:
@@ -124,25 +131,61 @@ class BirthRegistrationWorkflow:
         return result
 
     async def _notify(self, ref: ChildRef, stage: Stage) -> NoticeOutcome:
-        return await self._call("notify_family", NoticeInput(**ref.model_dump(), stage=stage), NoticeOutcome)
+        return await self._call("notify_family", NoticeInput(**ref.model_dump(), stage=stage), NoticeOutcome,
+                                stage=stage)
 
-    async def _call(self, activity_name: str, arg: BaseModel, result_type: type[T]) -> T:
-        result: Any = await workflow.execute_activity(
-            activity_name, arg, result_type=result_type, start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=AGENCY_RETRY)
-        return result  # type: ignore[no-any-return]
+    async def _call(self, activity_name: str, arg: BaseModel, result_type: type[T], *, stage: Stage | None = None,
+                    wait_on_failure: bool = True) -> T:
+        """Run an agency step; when its retries are spent, wait for an operator instead of failing."""
+        while True:
+            try:
+                result: Any = await workflow.execute_activity(
+                    activity_name, arg, result_type=result_type, start_to_close_timeout=STEP_TIMEOUT,
+                    retry_policy=AGENCY_RETRY)
+                return result  # type: ignore[no-any-return]
+            except ActivityError as err:
+                if not wait_on_failure:
+                    raise
+                cause = err.cause
+                kind = cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+                reason = f"{activity_name}-failing"
+                key = f"{activity_name}/{stage.value if stage else '-'}"
+                previous = self._stages[stage] if stage else None
+                if stage:
+                    self._set(stage, "needs_attention", detail=f"{reason} ({kind})")
+                self._wait_for_person(key, reason)
+                await self._wait_for_retry_after(self._retry_round)
+                self._waiting.pop(key, None)
+                self._refresh_attention()
+                if stage and previous:
+                    self._set(stage, previous.state, detail=previous.detail)
 
     def _set(self, stage: Stage, state: str, detail: str | None = None) -> None:
         self._stages[stage] = StageState(stage=stage, state=state, at=workflow.now().isoformat(), detail=detail)
 
-    def _need_attention(self, reason: str) -> None:
-        self._attention_reason = reason
-        self._set(Stage.RESIDENCE_REGISTERED, "needs_attention", detail=reason)
-        workflow.upsert_search_attributes([NEEDS_ATTENTION.value_set(True), ATTENTION_REASON.value_set(reason)])
-        workflow.set_current_details(
-            f"**Needs attention**: residence could not be registered ({reason}). "
-            "Send the `supply_household` update with the household id to continue.")
+    async def _wait_for_retry_after(self, round_seen: int) -> None:
+        await workflow.wait_condition(lambda: self._retry_round > round_seen)
+
+    def _wait_for_person(self, key: str, reason: str) -> None:
+        self._waiting[key] = reason
+        self._refresh_attention()
         workflow.logger.warning("needs attention: %s", reason)
+
+    def _refresh_attention(self) -> None:
+        """Mirror what waits for a person into the search attributes and the UI's current details."""
+        if self._waiting:
+            reason = list(self._waiting.values())[-1]
+            workflow.upsert_search_attributes([NEEDS_ATTENTION.value_set(True),
+                                               ATTENTION_REASON.value_set(reason)])
+            lines = ["**Needs attention**"]
+            for key, why in self._waiting.items():
+                action = ("send the `supply_household` update with the household id" if key == "residence"
+                          else "fix the agency, then send the `retry_failed_steps` update")
+                lines.append(f"- {why}: {action}")
+            workflow.set_current_details("\n".join(lines))
+        else:
+            workflow.upsert_search_attributes([NEEDS_ATTENTION.value_set(False), ATTENTION_REASON.value_unset()])
+            workflow.set_current_details("")
 
     # ---- operator and observer API -----------------------------------------------------------------------
     @workflow.update
@@ -154,23 +197,34 @@ class BirthRegistrationWorkflow:
             outcome = await self._call(
                 "register_residence",
                 ResidenceInput(child_person_id=self._child, workflow_id=workflow.info().workflow_id,
-                               household_id=request.household_id), ResidenceOutcome)
+                               household_id=request.household_id), ResidenceOutcome, wait_on_failure=False)
         finally:
             self._supplying = False
         if not outcome.registered:
             raise ApplicationError(f"household not accepted: {outcome.attention_reason}", type="InvalidHousehold")
         self._residence = outcome
-        self._attention_reason = None
-        workflow.upsert_search_attributes([NEEDS_ATTENTION.value_set(False), ATTENTION_REASON.value_unset()])
-        workflow.set_current_details("")
+        self._waiting.pop("residence", None)
+        self._refresh_attention()
         return "residence registered"
 
     @supply_household.validator
     def _validate_supply_household(self, request: SupplyHousehold) -> None:
-        if self._attention_reason is None:
+        if "residence" not in self._waiting:
             raise ValueError("this birth is not waiting for a household")
         if self._supplying:
             raise ValueError("another household is being registered for this birth; wait for its result")
+
+    @workflow.update
+    async def retry_failed_steps(self) -> str:
+        """Operator: the failing agency is fixed; run the steps that gave up again."""
+        failed = [k for k in self._waiting if k != "residence"]
+        self._retry_round += 1
+        return f"retrying {len(failed)} step(s): {', '.join(failed)}"
+
+    @retry_failed_steps.validator
+    def _validate_retry_failed_steps(self) -> None:
+        if not any(k != "residence" for k in self._waiting):
+            raise ValueError("no failed step is waiting to be retried")
 
     @workflow.query
     def progress(self) -> list[StageState]:
@@ -178,4 +232,4 @@ class BirthRegistrationWorkflow:
 
     @workflow.query
     def attention_reason(self) -> str | None:
-        return self._attention_reason
+        return list(self._waiting.values())[-1] if self._waiting else None

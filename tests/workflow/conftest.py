@@ -127,6 +127,8 @@ class FakeAgencies:
     known_households: set[uuid.UUID] = field(default_factory=set)
     health_card_failures: int = 0
     """How many attempts of issue_child_health_card fail (retryably) before one succeeds."""
+    health_card_down: bool = False
+    """While set, every attempt of issue_child_health_card fails (an agency that stays down)."""
     require_parallel: bool = False
     """When set, the three parallel stages each wait (real time) until all three have started."""
     health_card_gate: asyncio.Event | None = None
@@ -235,7 +237,7 @@ class FakeAgencies:
         await self._run_in_parallel_with_the_others("issue_child_health_card")
         if self.health_card_gate is not None:
             await self.health_card_gate.wait()
-        if attempt <= self.health_card_failures:
+        if attempt <= self.health_card_failures or self.health_card_down:
             raise ApplicationError(f"insurance agency unavailable (attempt {attempt})", type="AgencyUnavailable")
         self._end("issue_child_health_card")
         return StepDone(newly_done=True)

@@ -22,7 +22,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from infra.search_attributes import ATTENTION_REASON, LIFE_EVENT, NEEDS_ATTENTION, PROVINCE_CODE, STAGE
-from workflows.birth import BirthRegistrationWorkflow, SupplyHousehold
+from workflows.birth import AGENCY_MAX_ATTEMPTS, BirthRegistrationWorkflow, SupplyHousehold
 from workflows.contracts import (
     AssignIdInput,
     BirthCase,
@@ -314,6 +314,43 @@ async def test_failing_agency_is_retried_with_backoff_not_failed(
     for gap, expected in zip(gaps, (1, 2, 4, 8), strict=True):
         assert timedelta(seconds=expected) <= gap < timedelta(seconds=expected + 1), gaps
     assert Counter(agencies.notified_stages())[Stage.HEALTH_INSURANCE_ISSUED] == 1
+
+
+async def test_agency_down_past_its_retries_waits_for_an_operator_then_resumes(
+        env: WorkflowEnvironment, agencies: FakeAgencies, births: Births) -> None:
+    agencies.health_card_down = True
+    handle = await births.start()
+    await eventually(lambda: handle.query(BirthRegistrationWorkflow.progress),
+                     lambda p: states(p)[Stage.SCHOOL_FORECAST_ADDED] == "done", what="other stages done")
+    await env.sleep(timedelta(minutes=30))  # past every retry of the insurance step (virtual time)
+
+    attrs = await eventually(lambda: search_attributes(handle), lambda sa: sa.get(NEEDS_ATTENTION) is True,
+                             what="NeedsAttention=True after the retries are spent")
+    assert attrs.get(ATTENTION_REASON) == "issue_child_health_card-failing"
+    progress = {s.stage: s for s in await handle.query(BirthRegistrationWorkflow.progress)}
+    assert progress[Stage.HEALTH_INSURANCE_ISSUED].state == "needs_attention"
+    assert progress[Stage.HEALTH_INSURANCE_ISSUED].detail == "issue_child_health_card-failing (AgencyUnavailable)"
+    assert len(agencies.started("issue_child_health_card")) == AGENCY_MAX_ATTEMPTS
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING  # the registration is not undone
+
+    agencies.health_card_down = False
+    answer = await handle.execute_update(BirthRegistrationWorkflow.retry_failed_steps)
+    assert answer == "retrying 1 step(s): issue_child_health_card/health_insurance_issued"
+    outcome = await handle.result()
+    assert_all_done(outcome, agencies)
+    assert (await search_attributes(handle)).get(NEEDS_ATTENTION) is False
+    assert Counter(agencies.notified_stages())[Stage.HEALTH_INSURANCE_ISSUED] == 1
+
+
+async def test_retry_is_rejected_when_no_step_has_failed(agencies: FakeAgencies, births: Births) -> None:
+    agencies.health_card_gate = asyncio.Event()  # keep the workflow running, with nothing failed
+    handle = await births.start()
+    await eventually(lambda: handle.query(BirthRegistrationWorkflow.progress),
+                     lambda p: states(p)[Stage.HEALTH_INSURANCE_ISSUED] == "running", what="insurance running")
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(BirthRegistrationWorkflow.retry_failed_steps)
+    agencies.health_card_gate.set()
+    assert_all_done(await handle.result(), agencies)
 
 
 # ---- 6. replay ---------------------------------------------------------------------------------------------------
