@@ -10,7 +10,7 @@ from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.common import log_access
+from activities.common import log_access, run_step
 from registry.db import Registry
 from registry.models import BirthRegistration, Person
 from workflows.contracts import RecordBirthInput, RecordedBirth
@@ -81,4 +81,4 @@ class CivilActivities:
 
     @activity.defn(name="record_birth")
     async def record_birth(self, inp: RecordBirthInput) -> RecordedBirth:
-        return await self.agency.record_birth(inp)
+        return await run_step(AGENCY, self.agency.record_birth(inp))

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.exceptions import ApplicationError
 
 from registry.models import DataAccess
+
+T = TypeVar("T")
+log = logging.getLogger("lifeevents.activities")
 
 
 def log_access(session: AsyncSession, *, citizen: uuid.UUID, agency: str, purpose: str,
                workflow_id: str | None) -> None:
     """Record one read of a citizen's personal data (Data-Tracker style: who, why, for which workflow)."""
     session.add(DataAccess(citizen_person_id=citizen, agency=agency, purpose=purpose, workflow_id=workflow_id))
+
+
+async def run_step(agency: str, step: Awaitable[T]) -> T:
+    """Run an agency step so that a failure carries no personal data into workflow history.
+
+    Temporal records an activity's failure message in history. Our own `ApplicationError`s are written
+    without personal data; anything else (a database error can quote the row it choked on) is replaced by
+    its type name, and the details stay in the worker's log of the exception type only.
+    """
+    try:
+        return await step
+    except ApplicationError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every other failure is re-raised in a PII-free form
+        kind = type(exc).__name__
+        log.warning("%s step failed with %s", agency, kind)
+        raise ApplicationError(f"{agency} step failed ({kind})", type=kind) from None

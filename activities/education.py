@@ -9,7 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access
+from activities.common import log_access, run_step
 from registry.db import Registry
 from registry.models import Address, Household, Person, SchoolEntryForecast
 from workflows.contracts import ChildRef, StepDone
@@ -52,4 +52,4 @@ class EducationActivities:
 
     @activity.defn(name="add_to_school_forecast")
     async def add_to_school_forecast(self, inp: ChildRef) -> StepDone:
-        return await self.agency.add_to_school_forecast(inp)
+        return await run_step(AGENCY, self.agency.add_to_school_forecast(inp))

@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access
+from activities.common import log_access, run_step
 from registry.db import Registry
 from registry.models import Person, PlannedVaccination
 from workflows.contracts import ChildRef, StepDone
@@ -49,4 +49,4 @@ class HealthActivities:
 
     @activity.defn(name="plan_vaccinations")
     async def plan_vaccinations(self, inp: ChildRef) -> StepDone:
-        return await self.agency.plan_vaccinations(inp)
+        return await run_step(AGENCY, self.agency.plan_vaccinations(inp))

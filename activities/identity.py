@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access
+from activities.common import log_access, run_step
 from registry.db import Registry
 from registry.models import IdentityNumber, Person
 from workflows.contracts import AssignIdInput, IdAssigned
@@ -75,4 +75,4 @@ class IdentityActivities:
 
     @activity.defn(name="assign_personal_id")
     async def assign_personal_id(self, inp: AssignIdInput) -> IdAssigned:
-        return await self.agency.assign_personal_id(inp)
+        return await run_step(AGENCY, self.agency.assign_personal_id(inp))

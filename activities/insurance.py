@@ -10,7 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access
+from activities.common import log_access, run_step
 from registry.db import Registry
 from registry.models import HealthInsuranceCard, Person
 from workflows.contracts import ChildRef, StepDone
@@ -58,4 +58,4 @@ class InsuranceActivities:
 
     @activity.defn(name="issue_child_health_card")
     async def issue_child_health_card(self, inp: ChildRef) -> StepDone:
-        return await self.agency.issue_child_card(inp)
+        return await run_step(AGENCY, self.agency.issue_child_card(inp))

@@ -22,7 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access
+from activities.common import log_access, run_step
 from infra.settings import PROJECT_ROOT
 from registry.db import Registry
 from registry.models import (
@@ -156,4 +156,4 @@ class NotificationActivities:
 
     @activity.defn(name="notify_family")
     async def notify_family(self, inp: NoticeInput) -> NoticeOutcome:
-        return await self.agency.notify_family(inp)
+        return await run_step(AGENCY, self.agency.notify_family(inp))

@@ -13,7 +13,7 @@ from typing import Protocol
 from sqlalchemy.dialects.postgresql import insert
 from temporalio import activity
 
-from activities.common import log_access
+from activities.common import log_access, run_step
 from registry.db import Registry
 from registry.models import Household, Person, ResidenceRegistration
 from workflows.contracts import ResidenceInput, ResidenceOutcome
@@ -73,4 +73,4 @@ class ResidenceActivities:
 
     @activity.defn(name="register_residence")
     async def register_residence(self, inp: ResidenceInput) -> ResidenceOutcome:
-        return await self.agency.register_residence(inp)
+        return await run_step(AGENCY, self.agency.register_residence(inp))
