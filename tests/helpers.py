@@ -1,51 +1,44 @@
-"""Polling with a deadline (no fixed sleeps) for tests."""
+"""Test helpers shared by the workflow and integration suites."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import base64
+import json
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], *, until: Callable[[T], bool], within: float,
-                     what: str, every: float = 0.2) -> T:
-    """Call `probe` until `until(result)` holds; fail with the last result after `within` seconds."""
-    deadline = time.monotonic() + within
+async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *, what: str,
+                     within: float = 15.0, every: float = 0.05) -> T:
+    """Probe until `check` holds (real-time deadline, no fixed sleeps); fail with the last value seen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
     while True:
-        result = await probe()
-        if until(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {within:.0f}s; last value: {result!r}")
+        value = await probe()
+        if check(value):
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}; last value: {value!r}")
         await asyncio.sleep(every)
 
 
-def history_plaintext(history_json: dict[str, object]) -> str:
-    """All of a workflow history as text, with every payload's base64 `data` decoded — so a search for
-    personal data cannot miss what the data converter wrote."""
-    import base64
-    import json
+def payload_texts(node: Any) -> list[str]:
+    """Every Payload's data in a history JSON document, decoded (the JSON form holds it base64-encoded)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("data"), str) and "metadata" in node:
+            found.append(base64.b64decode(node["data"]).decode("utf-8", errors="replace"))
+        for value in node.values():
+            found.extend(payload_texts(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(payload_texts(value))
+    return found
 
-    parts: list[str] = []
 
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            data = node.get("data")
-            if "metadata" in node and isinstance(data, str):
-                try:
-                    parts.append(base64.b64decode(data).decode("utf-8", errors="replace"))
-                except ValueError:
-                    parts.append(data)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-        elif isinstance(node, str):
-            parts.append(node)
-
-    walk(history_json)
-    return json.dumps(history_json, ensure_ascii=False) + "\n" + "\n".join(parts)
+def history_plaintext(history_json: dict[str, Any]) -> str:
+    """A whole workflow history as searchable text: the JSON plus every payload decoded."""
+    return "\n".join([json.dumps(history_json, ensure_ascii=False), *payload_texts(history_json)])

@@ -59,7 +59,7 @@ async def wait_all_stages(svc: Any, registrations: list[str], within: float = 90
         async with svc.registry.unit_of_work() as session:
             return await count_notices(session, registrations)
 
-    return await eventually(probe, until=lambda c: all(c.get(r, 0) >= ALL_STAGES for r in registrations),
+    return await eventually(probe, lambda c: all(c.get(r, 0) >= ALL_STAGES for r in registrations),
                             within=within, what=f"all stages notified for {len(registrations)} birth(s)")
 
 
@@ -128,7 +128,7 @@ async def test_duplicates_give_one_workflow_one_id_one_card_one_notice_per_stage
             return int(await session.scalar(select(func.count()).select_from(ReceivedEvent)
                                             .where(ReceivedEvent.registration_number == reg)) or 0)
 
-    await eventually(received, until=lambda n: n == 2, within=30, what="second event id received by the bridge")
+    await eventually(received, lambda n: n == 2, within=30, what="second event id received by the bridge")
     child = await child_of(service, reg)
     async with service.registry.unit_of_work() as session:
         assert await session.scalar(select(func.count()).select_from(BirthRegistration)
@@ -170,7 +170,7 @@ async def test_invalid_event_is_dead_lettered_and_the_next_valid_one_goes_throug
             out.append((msg.data, (msg.headers or {}).get("Dead-Letter-Reason", "")))
         return out
 
-    entries = await eventually(dead_letters, until=lambda e: len(e) >= 2, within=30, what="two dead letters")
+    entries = await eventually(dead_letters, lambda e: len(e) >= 2, within=30, what="two dead letters")
     by_data = {data: reason for data, reason in entries}
     assert by_data[not_json].startswith("envelope: not valid JSON")
     future_reason = by_data[json.dumps(broken).encode()]
@@ -216,7 +216,7 @@ async def test_unknown_mother_waits_for_an_operator_then_completes(settings: Set
             return (None, None)
         return attrs.get(NEEDS_ATTENTION), attrs.get(ATTENTION_REASON)
 
-    await eventually(attention, until=lambda a: a == (True, "mother-not-in-registry"), within=60,
+    await eventually(attention, lambda a: a == (True, "mother-not-in-registry"), within=60,
                      what="needs-attention search attribute")
     result = await handle.execute_update(BirthRegistrationWorkflow.supply_household,
                                          SupplyHousehold(household_id=fam.household_id))
@@ -241,7 +241,7 @@ async def test_events_arriving_while_temporal_is_down_are_all_processed_after_re
         async def retried() -> int:
             return int(bridge.retried)
 
-        await eventually(retried, until=lambda n: n >= retried_before + 5, within=60,
+        await eventually(retried, lambda n: n >= retried_before + 5, within=60,
                          what="bridge naks while Temporal is down")
     finally:
         await asyncio.to_thread(stack.start_temporal)

@@ -78,7 +78,7 @@ async def test_unavailable_downstream_naks_and_redelivers_nothing_lost(own_nats:
     async def started() -> list[str]:
         return starter.started
 
-    await eventually(started, until=lambda s: s == [reg], within=30, what="start after three failures")
+    await eventually(started, lambda s: s == [reg], within=30, what="start after three failures")
     stop.set()
     await runner
     assert starter.calls == [reg] * 4 and bridge.retried == 3 and bridge.processed == 1
@@ -98,7 +98,7 @@ async def test_stop_drains_in_flight_events_before_returning(own_nats: Any, serv
     async def calls() -> int:
         return len(starter.calls)
 
-    await eventually(calls, until=lambda n: n == 3, within=30, what="three events in flight")
+    await eventually(calls, lambda n: n == 3, within=30, what="three events in flight")
     stop.set()  # what SIGTERM does in worker.run
     await asyncio.sleep(0)
     assert not runner.done()  # still waiting for the in-flight work

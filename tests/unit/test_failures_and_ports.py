@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -36,7 +37,7 @@ async def test_own_application_errors_pass_unchanged() -> None:
     assert caught.value is own
 
 
-def test_taken_port_is_named_with_its_setting(tmp_path: object) -> None:
+def test_taken_port_is_named_with_its_setting(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -323,22 +323,3 @@ async def births(env: WorkflowEnvironment, agencies: FakeAgencies) -> AsyncItera
             yield runner
         finally:
             await runner.finish_leftovers()
-
-
-# ---- polling -------------------------------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *, what: str,
-                     within: float = 15.0, interval: float = 0.05) -> T:
-    """Probe until `check` holds (real-time deadline); fail with the last value seen."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}; last value: {value!r}")
-        await asyncio.sleep(interval)

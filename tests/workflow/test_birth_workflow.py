@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 from collections import Counter
@@ -22,6 +21,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from infra.search_attributes import ATTENTION_REASON, LIFE_EVENT, NEEDS_ATTENTION, PROVINCE_CODE, STAGE
+from tests.helpers import eventually, payload_texts
 from workflows.birth import AGENCY_MAX_ATTEMPTS, BirthRegistrationWorkflow, SupplyHousehold
 from workflows.contracts import (
     AssignIdInput,
@@ -43,7 +43,6 @@ from .conftest import (
     PERSONAL_STRINGS,
     Births,
     FakeAgencies,
-    eventually,
 )
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -94,20 +93,6 @@ async def wait_for_attention(handle: WorkflowHandle[BirthRegistrationWorkflow, B
     assert {s.stage: s.detail for s in progress}[Stage.RESIDENCE_REGISTERED] == reason
     await eventually(handle.describe, lambda d: not d.raw_description.pending_activities,
                      what="no activity in flight (notices of the finished stages sent)")
-
-
-def payload_texts(node: Any) -> list[str]:
-    """Every Payload's data in a history JSON document, decoded (the JSON form holds it base64-encoded)."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        if isinstance(node.get("data"), str) and "metadata" in node:
-            found.append(base64.b64decode(node["data"]).decode("utf-8", errors="replace"))
-        for value in node.values():
-            found.extend(payload_texts(value))
-    elif isinstance(node, list):
-        for value in node:
-            found.extend(payload_texts(value))
-    return found
 
 
 def save_history_if_requested(name: str, history: WorkflowHistory) -> None:
