@@ -101,6 +101,6 @@ async def run_demo(settings: Settings, *, publish_raw: Callable[..., Awaitable[l
     print()
     if unfinished:
         print(f"still in progress after {wait_seconds:.0f}s: {', '.join(unfinished)} — see the Temporal UI")
-    print(f"Temporal UI: {settings.temporal_ui_url}  (workflows birth-<registration no>)")
-    print("The stack keeps running; `make down` stops it.")
+    print("The stack keeps running; `make down` stops it. Workflows are named birth-<registration no>.")
+    print(f"Temporal UI: {settings.temporal_ui_url}")
     return 0 if not unfinished else 1
