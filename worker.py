@@ -24,13 +24,8 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities.civil import CivilActivities, RegistryCivilRegistry
-from activities.education import EducationActivities, RegistryEducationAgency
-from activities.health import HealthActivities, RegistryHealthAgency
-from activities.identity import IdentityActivities, RegistryIdentityAgency
-from activities.insurance import InsuranceActivities, RegistryInsuranceAgency
-from activities.notification import NatsNoticeGateway, NotificationActivities, RegistryNotificationAgency
-from activities.residence import RegistryResidenceAgency, ResidenceActivities
+from activities import civil, education, health, identity, insurance, notification, residence
+from activities.common import agency_activity
 from events.bridge import BirthEventBridge
 from events.streams import ensure_streams
 from infra.settings import Settings
@@ -54,14 +49,20 @@ async def connect_nats(settings: Settings, name: str = "lifeevents") -> NatsClie
 
 def build_activities(registry: Registry, js: JetStreamContext) -> list[Any]:
     """Each agency port with its built-in implementation; swap one here to call a real agency API."""
+    gateway = notification.NatsNoticeGateway(js)
     return [
-        CivilActivities(RegistryCivilRegistry(registry)).record_birth,
-        IdentityActivities(RegistryIdentityAgency(registry)).assign_personal_id,
-        ResidenceActivities(RegistryResidenceAgency(registry)).register_residence,
-        InsuranceActivities(RegistryInsuranceAgency(registry)).issue_child_health_card,
-        HealthActivities(RegistryHealthAgency(registry)).plan_vaccinations,
-        EducationActivities(RegistryEducationAgency(registry)).add_to_school_forecast,
-        NotificationActivities(RegistryNotificationAgency(registry, NatsNoticeGateway(js))).notify_family,
+        agency_activity("record_birth", civil.AGENCY, civil.RegistryCivilRegistry(registry).record_birth),
+        agency_activity("assign_personal_id", identity.AGENCY,
+                        identity.RegistryIdentityAgency(registry).assign_personal_id),
+        agency_activity("register_residence", residence.AGENCY,
+                        residence.RegistryResidenceAgency(registry).register_residence),
+        agency_activity("issue_child_health_card", insurance.AGENCY,
+                        insurance.RegistryInsuranceAgency(registry).issue_child_card),
+        agency_activity("plan_vaccinations", health.AGENCY, health.RegistryHealthAgency(registry).plan_vaccinations),
+        agency_activity("add_to_school_forecast", education.AGENCY,
+                        education.RegistryEducationAgency(registry).add_to_school_forecast),
+        agency_activity("notify_family", notification.AGENCY,
+                        notification.RegistryNotificationAgency(registry, gateway).notify_family),
     ]
 
 

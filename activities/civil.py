@@ -7,10 +7,9 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.common import log_access, run_step
+from activities.common import log_access
 from registry.db import Registry
 from registry.models import BirthRegistration, Person
 from workflows.contracts import RecordBirthInput, RecordedBirth
@@ -73,12 +72,3 @@ async def _find_person(session: Any, id_number: str | None) -> Person | None:
     result = await session.execute(select(Person).where(Person.personal_id_number == id_number))
     person: Person | None = result.scalar_one_or_none()
     return person
-
-
-class CivilActivities:
-    def __init__(self, agency: CivilRegistry) -> None:
-        self.agency = agency
-
-    @activity.defn(name="record_birth")
-    async def record_birth(self, inp: RecordBirthInput) -> RecordedBirth:
-        return await run_step(AGENCY, self.agency.record_birth(inp))

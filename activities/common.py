@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import typing
 import uuid
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from registry.models import DataAccess
@@ -37,3 +39,20 @@ async def run_step(agency: str, step: Awaitable[T]) -> T:
         kind = type(exc).__name__
         log.warning("%s step failed with %s", agency, kind)
         raise ApplicationError(f"{agency} step failed ({kind})", type=kind) from None
+
+
+def agency_activity(name: str, agency: str, step: Callable[[Any], Awaitable[Any]]) -> Callable[..., Any]:
+    """Expose one agency port method as the Temporal activity `name`.
+
+    The activity keeps the method's parameter and return types (the pydantic data converter reads them) and
+    runs it through `run_step`, so a replacement agency implementation is plugged in by passing its method.
+    """
+    hints = typing.get_type_hints(step)
+    (param, arg_type), = ((k, v) for k, v in hints.items() if k != "return")
+
+    async def run(inp: Any) -> Any:
+        return await run_step(agency, step(inp))
+
+    run.__name__ = run.__qualname__ = name
+    run.__annotations__ = {"inp": arg_type, "return": hints["return"]}
+    return activity.defn(name=name)(run)

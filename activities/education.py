@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Protocol
 
 from sqlalchemy.dialects.postgresql import insert
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access, run_step
+from activities.common import log_access
 from registry.db import Registry
 from registry.models import Address, Household, Person, SchoolEntryForecast
 from workflows.contracts import ChildRef, StepDone
@@ -44,12 +43,3 @@ class RegistryEducationAgency:
                         entry_year=rules.school_entry_year(child.date_of_birth))
                 .on_conflict_do_nothing())
             return StepDone(newly_done=bool(result.rowcount))  # type: ignore[attr-defined]
-
-
-class EducationActivities:
-    def __init__(self, agency: EducationAgency) -> None:
-        self.agency = agency
-
-    @activity.defn(name="add_to_school_forecast")
-    async def add_to_school_forecast(self, inp: ChildRef) -> StepDone:
-        return await run_step(AGENCY, self.agency.add_to_school_forecast(inp))

@@ -6,11 +6,10 @@ from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access, run_step
+from activities.common import log_access
 from registry.db import Registry
 from registry.models import Person, PlannedVaccination
 from workflows.contracts import ChildRef, StepDone
@@ -41,12 +40,3 @@ class RegistryHealthAgency:
                 select(func.count()).select_from(PlannedVaccination)
                 .where(PlannedVaccination.person_id == child.id))
             return StepDone(newly_done=bool(result.rowcount), count=int(total or 0))  # type: ignore[attr-defined]
-
-
-class HealthActivities:
-    def __init__(self, agency: HealthAgency) -> None:
-        self.agency = agency
-
-    @activity.defn(name="plan_vaccinations")
-    async def plan_vaccinations(self, inp: ChildRef) -> StepDone:
-        return await run_step(AGENCY, self.agency.plan_vaccinations(inp))

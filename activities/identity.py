@@ -12,11 +12,10 @@ from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access, run_step
+from activities.common import log_access
 from registry.db import Registry
 from registry.models import IdentityNumber, Person
 from workflows.contracts import AssignIdInput, IdAssigned
@@ -67,12 +66,3 @@ class RegistryIdentityAgency:
                     return IdAssigned(newly_assigned=False)
         raise ApplicationError(f"no free ID number after {MAX_DRAWS} draws in province {inp.province_code}",
                                type="IdSpaceExhausted")
-
-
-class IdentityActivities:
-    def __init__(self, agency: IdentityAgency) -> None:
-        self.agency = agency
-
-    @activity.defn(name="assign_personal_id")
-    async def assign_personal_id(self, inp: AssignIdInput) -> IdAssigned:
-        return await run_step(AGENCY, self.agency.assign_personal_id(inp))

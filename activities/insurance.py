@@ -6,11 +6,10 @@ from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access, run_step
+from activities.common import log_access
 from registry.db import Registry
 from registry.models import HealthInsuranceCard, Person
 from workflows.contracts import ChildRef, StepDone
@@ -50,12 +49,3 @@ class RegistryInsuranceAgency:
                         scheme=CHILD_SCHEME, valid_from=valid_from, valid_until=valid_until)
                 .on_conflict_do_nothing())
             return StepDone(newly_done=bool(result.rowcount))  # type: ignore[attr-defined]
-
-
-class InsuranceActivities:
-    def __init__(self, agency: InsuranceAgency) -> None:
-        self.agency = agency
-
-    @activity.defn(name="issue_child_health_card")
-    async def issue_child_health_card(self, inp: ChildRef) -> StepDone:
-        return await run_step(AGENCY, self.agency.issue_child_card(inp))

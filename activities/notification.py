@@ -18,11 +18,10 @@ import jinja2
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access, run_step
+from activities.common import log_access
 from infra.settings import PROJECT_ROOT
 from registry.db import Registry
 from registry.models import (
@@ -46,6 +45,10 @@ class NoticeGateway(Protocol):
     """Where delivered notices are announced to the app gateway."""
 
     async def publish(self, notice: Notification) -> None: ...
+
+
+class NotificationAgency(Protocol):
+    async def notify_family(self, inp: NoticeInput) -> NoticeOutcome: ...
 
 
 class NatsNoticeGateway:
@@ -148,12 +151,3 @@ async def notice_context(session: AsyncSession, child: Person, stage: Stage) -> 
         forecast = await session.get(SchoolEntryForecast, child.id)
         ctx["entry_year"] = forecast.entry_year if forecast else None
     return ctx
-
-
-class NotificationActivities:
-    def __init__(self, agency: RegistryNotificationAgency) -> None:
-        self.agency = agency
-
-    @activity.defn(name="notify_family")
-    async def notify_family(self, inp: NoticeInput) -> NoticeOutcome:
-        return await run_step(AGENCY, self.agency.notify_family(inp))

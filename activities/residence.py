@@ -11,9 +11,8 @@ import uuid
 from typing import Protocol
 
 from sqlalchemy.dialects.postgresql import insert
-from temporalio import activity
 
-from activities.common import log_access, run_step
+from activities.common import log_access
 from registry.db import Registry
 from registry.models import Household, Person, ResidenceRegistration
 from workflows.contracts import ResidenceInput, ResidenceOutcome
@@ -65,12 +64,3 @@ class RegistryResidenceAgency:
                 .on_conflict_do_nothing())
             child.household_id = household_id
             return ResidenceOutcome(registered=True, household_id=household_id, basis=basis)
-
-
-class ResidenceActivities:
-    def __init__(self, agency: ResidenceAgency) -> None:
-        self.agency = agency
-
-    @activity.defn(name="register_residence")
-    async def register_residence(self, inp: ResidenceInput) -> ResidenceOutcome:
-        return await run_step(AGENCY, self.agency.register_residence(inp))
