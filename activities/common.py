@@ -12,10 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from registry.models import DataAccess
+from registry.models import DataAccess, Person
 
 T = TypeVar("T")
 log = logging.getLogger("lifeevents.activities")
+
+
+async def require_child(session: AsyncSession, person_id: uuid.UUID) -> Person:
+    """The child's person record, which `record_birth` created; its absence is a bug, not a retryable state."""
+    child = await session.get(Person, person_id)
+    if child is None:
+        raise ApplicationError("child person record missing", type="PersonMissing", non_retryable=True)
+    return child
 
 
 def log_access(session: AsyncSession, *, citizen: uuid.UUID, agency: str, purpose: str,

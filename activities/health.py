@@ -6,12 +6,11 @@ from typing import Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access
+from activities.common import log_access, require_child
 from registry.db import Registry
-from registry.models import Person, PlannedVaccination
+from registry.models import PlannedVaccination
 from workflows.contracts import ChildRef, StepDone
 
 AGENCY = "health"
@@ -27,9 +26,7 @@ class RegistryHealthAgency:
 
     async def plan_vaccinations(self, inp: ChildRef) -> StepDone:
         async with self.registry.unit_of_work() as session:
-            child = await session.get(Person, inp.child_person_id)
-            if child is None:
-                raise ApplicationError("child person record missing", type="PersonMissing", non_retryable=True)
+            child = await require_child(session, inp.child_person_id)
             log_access(session, citizen=child.id, agency=AGENCY, purpose="plan immunization from date of birth",
                        workflow_id=inp.workflow_id)
             plan = rules.vaccination_plan(child.date_of_birth)

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access
+from activities.common import log_access, require_child
 from registry.db import Registry
 from registry.models import IdentityNumber, Person
 from workflows.contracts import AssignIdInput, IdAssigned
@@ -39,9 +39,7 @@ class RegistryIdentityAgency:
                 select(IdentityNumber.number).where(IdentityNumber.person_id == inp.child_person_id))
             if existing:
                 return IdAssigned(newly_assigned=False)
-            child = await session.get(Person, inp.child_person_id)
-            if child is None:
-                raise ApplicationError("child person record missing", type="PersonMissing", non_retryable=True)
+            child = await require_child(session, inp.child_person_id)
             log_access(session, citizen=child.id, agency=AGENCY, purpose="derive ID number prefix (sex, birth year)",
                        workflow_id=inp.workflow_id)
             prefix = rules.personal_id_prefix(inp.province_code, child.sex, child.date_of_birth)  # type: ignore[arg-type]

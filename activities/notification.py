@@ -18,10 +18,9 @@ import jinja2
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access
+from activities.common import log_access, require_child
 from infra.settings import PROJECT_ROOT
 from registry.db import Registry
 from registry.models import (
@@ -100,9 +99,7 @@ class RegistryNotificationAgency:
             notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))
             newly = notice is None
             if notice is None:
-                child = await session.get(Person, inp.child_person_id)
-                if child is None:
-                    raise ApplicationError("child person record missing", type="PersonMissing", non_retryable=True)
+                child = await require_child(session, inp.child_person_id)
                 log_access(session, citizen=child.id, agency=AGENCY, purpose=f"notify family: {inp.stage.value}",
                            workflow_id=inp.workflow_id)
                 context = await notice_context(session, child, inp.stage)
