@@ -13,6 +13,7 @@ from datetime import date, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -139,8 +141,15 @@ class PlannedVaccination(Base):
     dose: Mapped[int] = mapped_column(Integer, primary_key=True)
     due_date: Mapped[date] = mapped_column(Date)
     due_by: Mapped[date | None] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(12), default="planned")
+    status: Mapped[str] = mapped_column(String(12), default="planned")  # planned | administered
     planned_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    nominal_due_date: Mapped[date | None] = mapped_column(Date)
+    """The date the schedule gives for a child vaccinated on time; `due_date` differs after catch-up or re-planning."""
+    overdue_at_planning: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    """The due age had passed when the plan was made (late registration): the dose is due at once."""
+    flag: Mapped[str | None] = mapped_column(String(40))
+    """A note for the health station, e.g. `health-station-judgement` for BCG in an older child."""
+    administered_on: Mapped[date | None] = mapped_column(Date)
 
 
 class SchoolEntryForecast(Base):
@@ -169,13 +178,57 @@ class Notification(Base):
 
 
 class InboxMessage(Base):
-    """The family's in-app inbox; one message per notification."""
+    """A notice delivered to one recipient (every parent on record, or the citizen): one row per recipient."""
 
     __tablename__ = "inbox_messages"
+    __table_args__ = (UniqueConstraint("notification_id", "recipient_person_id",
+                                       name="uq_inbox_messages_notification_recipient"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    notification_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notifications.id"), unique=True)
+    notification_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notifications.id"), index=True)
+    recipient_person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    recipient_role: Mapped[str] = mapped_column(String(12), default="mother", server_default="mother")
+    """mother | father | citizen"""
+    channel: Mapped[str] = mapped_column(String(10), default="app", server_default="app")
     delivered_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
     read_at: Mapped[datetime | None] = mapped_column(_now())
+
+
+class VaccinationReport(Base):
+    """A dose the health station reported as given (`vn.gov.health.vaccination.administered`), kept once per
+    event (source + id); `applied_at` is set when the health agency has updated the child's plan."""
+
+    __tablename__ = "vaccination_reports"
+    __table_args__ = (UniqueConstraint("event_source", "event_id", name="uq_vaccination_reports_event"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    event_source: Mapped[str] = mapped_column(String(200))
+    event_id: Mapped[str] = mapped_column(String(200))
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    vaccine: Mapped[str] = mapped_column(String(20))
+    dose: Mapped[int] = mapped_column(Integer)
+    administered_on: Mapped[date] = mapped_column(Date)
+    health_station_code: Mapped[str] = mapped_column(String(32))
+    province_code: Mapped[str] = mapped_column(String(3))
+    received_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    applied_at: Mapped[datetime | None] = mapped_column(_now())
+
+
+class HealthStationTask(Base):
+    """Work for the health station of the child's residence (an overdue dose to follow up); the station reads
+    this table, and each task is also announced on NATS. `dedupe_key` makes an escalation happen once."""
+
+    __tablename__ = "health_station_tasks"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    dedupe_key: Mapped[str] = mapped_column(String(250), unique=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    province_code: Mapped[str | None] = mapped_column(String(3))
+    ward_code: Mapped[str | None] = mapped_column(String(10), index=True)
+    kind: Mapped[str] = mapped_column(String(30))  # overdue-dose
+    vaccine: Mapped[str] = mapped_column(String(20))
+    dose: Mapped[int] = mapped_column(Integer)
+    due_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(_now())
+    done_at: Mapped[datetime | None] = mapped_column(_now())
 
 
 class DataAccess(Base):
@@ -192,6 +245,6 @@ class DataAccess(Base):
 
 __all__ = [
     "Address", "Base", "BirthRegistration", "DataAccess", "HealthInsuranceCard", "Household", "IdentityNumber",
-    "InboxMessage", "Notification", "Person", "PlannedVaccination", "ReceivedEvent", "ResidenceRegistration",
-    "SchoolEntryForecast",
+    "HealthStationTask", "InboxMessage", "Notification", "Person", "PlannedVaccination", "ReceivedEvent",
+    "ResidenceRegistration", "SchoolEntryForecast", "VaccinationReport",
 ]

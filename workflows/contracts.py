@@ -7,6 +7,7 @@ flags — never a name, an ID number, an address or a date of birth. Agencies re
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -100,3 +101,75 @@ class BirthOutcome(_Ref):
     registration_number: str
     child_person_id: uuid.UUID
     stages: list[StageState]
+
+
+# ---- the citizen's lifecycle --------------------------------------------------------------------------------
+
+
+class DoseReported(_Ref):
+    """Signal: the health station reported a dose; the report is in the registry (`vaccination_reports`)."""
+
+    report_id: uuid.UUID
+
+
+class AgendaItem(_Ref):
+    """One thing the state will do for the citizen on a date (a reminder, a notice, an escalation).
+
+    `key` is stable across re-planning and continue-as-new (e.g. `dose/DPT_VGB_HIB/2/reminder`), so an item is
+    acted on once; it is also the notice's dedupe key within the citizen's lifecycle.
+    """
+
+    key: str
+    kind: str  # dose_reminder | dose_due | dose_overdue | insurance_ending | school_enrolment | id_card | ...
+    on: date
+    summary: str
+    """What it is, without personal data (e.g. `reminder: DPT_VGB_HIB dose 2`)."""
+
+
+class Agenda(_Ref):
+    items: list[AgendaItem]
+
+
+class LifecycleRef(_Ref):
+    person_id: uuid.UUID
+    workflow_id: str
+
+
+class AgendaRequest(LifecycleRef):
+    as_of: date
+    """Items before this date are not planned (the citizen's past before the lifecycle began)."""
+
+
+class AgendaAction(LifecycleRef):
+    item: AgendaItem
+
+
+class ActionOutcome(_Ref):
+    done: bool
+    """False when the registry says the item no longer applies (e.g. the dose was given): nothing was sent."""
+    detail: str | None = None
+
+
+class DoseApplication(LifecycleRef):
+    report_id: uuid.UUID
+
+
+class TimelineEntry(_Ref):
+    on: date
+    key: str
+    kind: str
+    summary: str
+    state: str  # done | skipped | next | planned
+    detail: str | None = None
+
+
+class LifecycleInput(_Ref):
+    """Workflow input; what one run hands to the next on continue-as-new."""
+
+    person_id: uuid.UUID
+    started_on: date | None = None
+    """The day the lifecycle began (set by the first run); earlier agenda items are the citizen's past."""
+    past: list[TimelineEntry] = []
+    """What earlier runs did (kept for the `timeline` query)."""
+    pending_reports: list[uuid.UUID] = []
+    """Dose reports signalled but not yet applied when the previous run ended."""

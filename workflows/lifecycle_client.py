@@ -1,0 +1,57 @@
+"""Starting and signalling a citizen's lifecycle from outside (the bridge, the CLI's backfill)."""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from infra.search_attributes import LIFE_EVENT, NEEDS_ATTENTION
+from workflows.contracts import DoseReported, LifecycleInput
+
+LIFECYCLE_WORKFLOW = "CitizenLifecycleWorkflow"
+DOSE_REPORTED_SIGNAL = "dose_reported"
+LIFECYCLE_SUMMARY = "Citizen lifecycle: reminders and notices over the years"
+
+
+def citizen_workflow_id(person_id: uuid.UUID) -> str:
+    """One lifecycle per citizen, keyed by the registry's person UUID (never the ID number, which can change)."""
+    return f"citizen-{person_id}"
+
+
+def lifecycle_search_attributes() -> TypedSearchAttributes:
+    return TypedSearchAttributes([SearchAttributePair(LIFE_EVENT, "lifecycle"),
+                                  SearchAttributePair(NEEDS_ATTENTION, False)])
+
+
+class TemporalLifecycles:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    async def start(self, person_id: uuid.UUID) -> bool:
+        """Start the citizen's lifecycle; False when one already runs (or ended: a closed lifecycle is final)."""
+        try:
+            await self.client.start_workflow(
+                LIFECYCLE_WORKFLOW, LifecycleInput(person_id=person_id), id=citizen_workflow_id(person_id),
+                task_queue=self.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=lifecycle_search_attributes(), static_summary=LIFECYCLE_SUMMARY)
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
+
+    async def dose_reported(self, person_id: uuid.UUID, report_id: uuid.UUID) -> None:
+        """Signal the lifecycle that a dose was reported, starting it first if the citizen has none yet."""
+        await self.client.start_workflow(
+            LIFECYCLE_WORKFLOW, LifecycleInput(person_id=person_id), id=citizen_workflow_id(person_id),
+            task_queue=self.task_queue, id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=lifecycle_search_attributes(), static_summary=LIFECYCLE_SUMMARY,
+            start_signal=DOSE_REPORTED_SIGNAL, start_signal_args=[DoseReported(report_id=report_id)])
