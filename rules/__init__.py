@@ -6,12 +6,14 @@ jurisdiction can swap the files rather than the code.
 """
 
 from rules._data import RuleDataError
+from rules.civil_registration import earliest_plausible_birth_date, max_years_from_birth_to_registration
 from rules.dates import add_months
 from rules.health_insurance import health_insurance_validity
 from rules.personal_id import (
     Sex,
     compose_personal_id,
     decode_personal_id,
+    earliest_birth_year_covered,
     personal_id_prefix,
     personal_id_problem,
 )
@@ -26,8 +28,11 @@ __all__ = [
     "add_months",
     "compose_personal_id",
     "decode_personal_id",
+    "earliest_birth_year_covered",
+    "earliest_plausible_birth_date",
     "health_insurance_validity",
     "is_known_province",
+    "max_years_from_birth_to_registration",
     "personal_id_prefix",
     "personal_id_problem",
     "province_name",

@@ -62,6 +62,11 @@ def _century_range() -> str:
     return f"{centuries[0]}-{centuries[-1] + 99}"
 
 
+def earliest_birth_year_covered() -> int:
+    """First year of the earliest century the century/sex digit table covers (no number exists before it)."""
+    return min(_century_table().by_century)
+
+
 def personal_id_prefix(province_code: str, sex: Sex, birth_date: date) -> str:
     """First 6 digits: province code + century/sex digit + last two digits of the birth year."""
     if not is_known_province(province_code):
