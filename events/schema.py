@@ -1,4 +1,5 @@
-"""Generate the published contracts of the civil events from the models in :mod:`events.models`.
+"""Generate the published contracts of the events from their models (:mod:`events.birth_registered`,
+:mod:`events.vaccination_administered`, the envelope in :mod:`events.envelope`).
 
 ``python -m events.schema`` (re)writes ``events/schemas/*.json``; ``python -m events.schema --check`` exits 1
 and lists the files that are missing or differ from what the models produce (for CI). The output is
@@ -15,20 +16,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from events.models import (
-    BIRTH_DATASCHEMA,
-    BIRTH_REGISTERED,
-    BIRTH_SUBJECT_EVENT,
-    CLOUDEVENT_SCHEMA_ID,
-    BirthRegistered,
-    CloudEvent,
+from pydantic import BaseModel
+
+from events.birth_registered import BIRTH_DATASCHEMA, BIRTH_REGISTERED, BIRTH_SUBJECT_EVENT, BirthRegistered
+from events.envelope import CLOUDEVENT_SCHEMA_ID, CloudEvent
+from events.vaccination_administered import (
+    VACCINATION_ADMINISTERED,
+    VACCINATION_DATASCHEMA,
+    VACCINATION_SUBJECT_EVENT,
+    VaccinationAdministered,
 )
 
-__all__ = ["ASYNCAPI_PATH", "BIRTH_SCHEMA_PATH", "CLOUDEVENT_SCHEMA_PATH", "main", "render_all"]
+__all__ = ["ASYNCAPI_PATH", "BIRTH_SCHEMA_PATH", "CLOUDEVENT_SCHEMA_PATH", "VACCINATION_SCHEMA_PATH", "main",
+           "render_all"]
 
 PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
 SCHEMA_DIR: Final = "events/schemas"
 BIRTH_SCHEMA_PATH: Final = f"{SCHEMA_DIR}/birth_registered.schema.json"
+VACCINATION_SCHEMA_PATH: Final = f"{SCHEMA_DIR}/vaccination_administered.schema.json"
 CLOUDEVENT_SCHEMA_PATH: Final = f"{SCHEMA_DIR}/cloudevent.schema.json"
 ASYNCAPI_PATH: Final = f"{SCHEMA_DIR}/asyncapi.json"
 
@@ -42,13 +47,23 @@ def _dump(document: dict[str, Any]) -> str:
     return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
+def _payload_schema(model: type[BaseModel], schema_id: str, title: str) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema["$schema"] = JSON_SCHEMA_DIALECT
+    schema["$id"] = schema_id
+    schema["title"] = title
+    return schema
+
+
 def birth_registered_schema() -> dict[str, Any]:
     """JSON Schema of the ``data`` of a ``vn.gov.civil.birth.registered`` event."""
-    schema = BirthRegistered.model_json_schema()
-    schema["$schema"] = JSON_SCHEMA_DIALECT
-    schema["$id"] = BIRTH_DATASCHEMA
-    schema["title"] = "Birth registered (data of vn.gov.civil.birth.registered)"
-    return schema
+    return _payload_schema(BirthRegistered, BIRTH_DATASCHEMA, f"Birth registered (data of {BIRTH_REGISTERED})")
+
+
+def vaccination_administered_schema() -> dict[str, Any]:
+    """JSON Schema of the ``data`` of a ``vn.gov.health.vaccination.administered`` event."""
+    return _payload_schema(VaccinationAdministered, VACCINATION_DATASCHEMA,
+                           f"Vaccination administered (data of {VACCINATION_ADMINISTERED})")
 
 
 def cloudevent_schema() -> dict[str, Any]:
@@ -88,47 +103,88 @@ def _as_component(schema: dict[str, Any], name: str, components: dict[str, Any])
         components[def_name] = rewritten
 
 
+def _event_schema(title: str, event_type: str, dataschema: str, payload: str,
+                  subject: dict[str, Any] | None) -> dict[str, Any]:
+    """A CloudEvent of ``event_type`` whose data is the ``payload`` component."""
+    properties: dict[str, Any] = {"type": {"const": event_type}}
+    if subject is not None:
+        properties["subject"] = subject
+    properties["datacontenttype"] = {"const": "application/json"}
+    properties["dataschema"] = {"const": dataschema}
+    properties["data"] = {"$ref": COMPONENT_SCHEMAS + payload}
+    return {
+        "title": title,
+        "description": f"A CloudEvent of type {event_type} whose data is {payload}.",
+        "allOf": [
+            {"$ref": COMPONENT_SCHEMAS + "CloudEvent"},
+            {"type": "object", "properties": properties, "required": ["type", "data"]},
+        ],
+    }
+
+
+def _event_message(name: str, title: str, summary: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "title": title,
+        "summary": summary,
+        "contentType": "application/cloudevents+json",
+        "headers": {
+            "type": "object",
+            "properties": {
+                "Nats-Msg-Id": {
+                    "type": "string",
+                    "description": (
+                        "The CloudEvent id: JetStream drops a duplicate published within the stream's duplicate "
+                        "window."
+                    ),
+                }
+            },
+        },
+        "payload": {"$ref": f"{COMPONENT_SCHEMAS}{name}Event"},
+    }
+
+
+def _event_channel(address: str, title: str, description: str, message: str) -> dict[str, Any]:
+    return {
+        "address": address,
+        "title": title,
+        "description": description,
+        "parameters": {"province": PROVINCE_PARAMETER},
+        "servers": [{"$ref": "#/servers/nats"}],
+        "messages": {message: {"$ref": f"#/components/messages/{message}"}},
+    }
+
+
+PROVINCE_PARAMETER: Final = {
+    "description": "Code of the province where the event was registered (rules/data/provinces.yaml).",
+    "examples": ["079", "001"],
+}
+
+
 def asyncapi_document() -> dict[str, Any]:
-    """AsyncAPI 3.0 description of the civil events the service consumes and the dead letters it keeps."""
+    """AsyncAPI 3.0 description of the events the service consumes and the dead letters it keeps."""
     schemas: dict[str, Any] = {}
     _as_component(cloudevent_schema(), "CloudEvent", schemas)
     _as_component(birth_registered_schema(), "BirthRegistered", schemas)
-    schemas["BirthRegisteredEvent"] = {
-        "title": "Birth registered event",
-        "description": "A CloudEvent of type vn.gov.civil.birth.registered whose data is BirthRegistered.",
-        "allOf": [
-            {"$ref": COMPONENT_SCHEMAS + "CloudEvent"},
-            {
-                "type": "object",
-                "properties": {
-                    "type": {"const": BIRTH_REGISTERED},
-                    "subject": {
-                        "type": "string",
-                        "description": "The registration number (same as data.registration_number).",
-                    },
-                    "datacontenttype": {"const": "application/json"},
-                    "dataschema": {"const": BIRTH_DATASCHEMA},
-                    "data": {"$ref": COMPONENT_SCHEMAS + "BirthRegistered"},
-                },
-                "required": ["type", "data"],
-            },
-        ],
-    }
-    province = {
-        "description": "Code of the province where the event was registered (rules/data/provinces.yaml).",
-        "examples": ["079", "001"],
-    }
+    _as_component(vaccination_administered_schema(), "VaccinationAdministered", schemas)
+    schemas["BirthRegisteredEvent"] = _event_schema(
+        "Birth registered event", BIRTH_REGISTERED, BIRTH_DATASCHEMA, "BirthRegistered",
+        {"type": "string", "description": "The registration number (same as data.registration_number)."})
+    schemas["VaccinationAdministeredEvent"] = _event_schema(
+        "Vaccination administered event", VACCINATION_ADMINISTERED, VACCINATION_DATASCHEMA,
+        "VaccinationAdministered", None)
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "id": "urn:lifeevents:asyncapi:civil-events",
         "info": {
-            "title": "Life-event orchestration — civil events",
+            "title": "Life-event orchestration — civil and health events",
             "version": API_VERSION,
             "description": (
-                "Civil-status offices publish one CloudEvent (structured JSON mode) per registered life event "
-                "on the NATS JetStream stream CIVIL, subject civil.<province>.<event>. The life-event "
-                "orchestration service consumes them with a durable pull consumer. Generated by "
-                "`python -m events.schema` from events/models.py: do not edit by hand."
+                "Civil-status offices and health stations publish one CloudEvent (structured JSON mode) per "
+                "event on the NATS JetStream streams CIVIL (civil.<province>.<event>) and HEALTH "
+                "(health.<province>.<event>). The life-event orchestration service consumes both with durable "
+                "pull consumers and dispatches each event by its CloudEvents type. Generated by "
+                "`python -m events.schema` from the event models: do not edit by hand."
             ),
         },
         "defaultContentType": "application/cloudevents+json",
@@ -140,27 +196,28 @@ def asyncapi_document() -> dict[str, Any]:
             }
         },
         "channels": {
-            "civilBirthRegistered": {
-                "address": f"civil.{{province}}.{BIRTH_SUBJECT_EVENT}",
-                "title": "Registered births",
-                "description": "Stream CIVIL. One message per registered birth.",
-                "parameters": {"province": province},
-                "servers": [{"$ref": "#/servers/nats"}],
-                "messages": {"BirthRegistered": {"$ref": "#/components/messages/BirthRegistered"}},
-            },
+            "civilBirthRegistered": _event_channel(
+                f"civil.{{province}}.{BIRTH_SUBJECT_EVENT}", "Registered births",
+                "Stream CIVIL. One message per registered birth.", "BirthRegistered"),
+            "healthVaccinationAdministered": _event_channel(
+                f"health.{{province}}.{VACCINATION_SUBJECT_EVENT}", "Administered vaccinations",
+                "Stream HEALTH. One message per dose a health station gave to a child.",
+                "VaccinationAdministered"),
             "deadLetter": {
-                "address": "dlq.civil.{province}.{event}",
+                "address": "dlq.{domain}.{province}.{event}",
                 "title": "Dead letters",
                 "description": (
-                    "Stream DLQ. An event that cannot be accepted is never dropped: its original bytes are "
-                    "kept here, unchanged, with the reasons in headers; the original message is then "
-                    "terminated on its consumer."
+                    "Stream DLQ. An event that cannot be accepted (invalid, an event type with no handler, a "
+                    "subject that disagrees with the data, a citizen the registry does not know) is never "
+                    "dropped: its original bytes are kept here, unchanged, with the reasons in headers; the "
+                    "original message is then terminated on its consumer."
                 ),
                 "parameters": {
-                    "province": province,
+                    "domain": {"description": "First token of the original subject.", "examples": ["civil", "health"]},
+                    "province": PROVINCE_PARAMETER,
                     "event": {
                         "description": "Last token of the original subject.",
-                        "examples": [BIRTH_SUBJECT_EVENT],
+                        "examples": [BIRTH_SUBJECT_EVENT, VACCINATION_SUBJECT_EVENT],
                     },
                 },
                 "servers": [{"$ref": "#/servers/nats"}],
@@ -180,6 +237,21 @@ def asyncapi_document() -> dict[str, Any]:
                 "channel": {"$ref": "#/channels/civilBirthRegistered"},
                 "messages": [{"$ref": "#/channels/civilBirthRegistered/messages/BirthRegistered"}],
             },
+            "receiveVaccinationAdministered": {
+                "action": "receive",
+                "title": "Consume administered vaccinations",
+                "description": (
+                    "Durable pull consumer. The child is found in the registry by personal ID number (unknown: "
+                    "deadLetter), the dose report is kept once per event (source + id), and the citizen's "
+                    "lifecycle workflow (id citizen-<person uuid>) is signalled with the report id, started "
+                    "first if needed; a redelivered event signals again with the same report id. When Temporal "
+                    "or the database is down the message is nak'ed with backoff and redelivered."
+                ),
+                "channel": {"$ref": "#/channels/healthVaccinationAdministered"},
+                "messages": [
+                    {"$ref": "#/channels/healthVaccinationAdministered/messages/VaccinationAdministered"}
+                ],
+            },
             "sendDeadLetter": {
                 "action": "send",
                 "title": "Keep an invalid event",
@@ -190,29 +262,14 @@ def asyncapi_document() -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "messages": {
-                "BirthRegistered": {
-                    "name": "BirthRegistered",
-                    "title": "Birth registered",
-                    "summary": "A civil-status office registered a birth.",
-                    "contentType": "application/cloudevents+json",
-                    "headers": {
-                        "type": "object",
-                        "properties": {
-                            "Nats-Msg-Id": {
-                                "type": "string",
-                                "description": (
-                                    "The CloudEvent id: JetStream drops a duplicate published within "
-                                    "the stream's duplicate window."
-                                ),
-                            }
-                        },
-                    },
-                    "payload": {"$ref": COMPONENT_SCHEMAS + "BirthRegisteredEvent"},
-                },
+                "BirthRegistered": _event_message("BirthRegistered", "Birth registered",
+                                                  "A civil-status office registered a birth."),
+                "VaccinationAdministered": _event_message("VaccinationAdministered", "Vaccination administered",
+                                                          "A health station gave a child a dose of a vaccine."),
                 "DeadLetter": {
                     "name": "DeadLetter",
                     "title": "Dead letter",
-                    "summary": "An event that failed validation, kept with the reasons.",
+                    "summary": "An event that was not accepted, kept with the reasons.",
                     "contentType": "application/octet-stream",
                     "headers": {
                         "type": "object",
@@ -221,8 +278,9 @@ def asyncapi_document() -> dict[str, Any]:
                                 "type": "string",
                                 "description": (
                                     "Every reason, joined with '; ', each '<field path>: <rule>' (e.g. "
-                                    "'data.child.date_of_birth: date of birth 2030-01-01 is in the "
-                                    "future'). Printable ASCII; never contains names or ID numbers."
+                                    "'data.child.date_of_birth: date of birth is in the future (today in "
+                                    "Asia/Ho_Chi_Minh)'). Printable ASCII; never contains names, ID numbers "
+                                    "or dates of birth."
                                 ),
                             },
                             "Original-Subject": {
@@ -245,6 +303,7 @@ def render_all() -> dict[str, str]:
     """Every generated file: path relative to the project root -> file text."""
     return {
         BIRTH_SCHEMA_PATH: _dump(birth_registered_schema()),
+        VACCINATION_SCHEMA_PATH: _dump(vaccination_administered_schema()),
         CLOUDEVENT_SCHEMA_PATH: _dump(cloudevent_schema()),
         ASYNCAPI_PATH: _dump(asyncapi_document()),
     }

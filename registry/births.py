@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.dialects.postgresql import insert
 
-from events.models import BirthRegistered, CloudEvent
 from registry.db import Registry
 from registry.models import BirthRegistration, ReceivedEvent
+
+if TYPE_CHECKING:  # the event modules import this one (their bridge handlers store through it)
+    from events.birth_registered import BirthRegistered
+    from events.envelope import CloudEvent
 
 
 async def store_birth_registration(registry: Registry, event: CloudEvent, payload: BirthRegistered,

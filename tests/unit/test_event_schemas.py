@@ -10,8 +10,16 @@ from typing import Any
 import pytest
 
 from events import schema
-from events.models import BIRTH_DATASCHEMA, BIRTH_REGISTERED
-from events.schema import ASYNCAPI_PATH, BIRTH_SCHEMA_PATH, CLOUDEVENT_SCHEMA_PATH, render_all, stale_files
+from events.birth_registered import BIRTH_DATASCHEMA, BIRTH_REGISTERED
+from events.schema import (
+    ASYNCAPI_PATH,
+    BIRTH_SCHEMA_PATH,
+    CLOUDEVENT_SCHEMA_PATH,
+    VACCINATION_SCHEMA_PATH,
+    render_all,
+    stale_files,
+)
+from events.vaccination_administered import VACCINATION_ADMINISTERED, VACCINATION_DATASCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +65,7 @@ def asyncapi(rendered: dict[str, str]) -> dict[str, Any]:
 
 
 def test_committed_files_are_current(rendered: dict[str, str]) -> None:
-    assert set(rendered) == {BIRTH_SCHEMA_PATH, CLOUDEVENT_SCHEMA_PATH, ASYNCAPI_PATH}
+    assert set(rendered) == {BIRTH_SCHEMA_PATH, VACCINATION_SCHEMA_PATH, CLOUDEVENT_SCHEMA_PATH, ASYNCAPI_PATH}
     for rel, text in rendered.items():
         path = ROOT / rel
         assert path.is_file(), f"{rel} is missing: run `python -m events.schema`"
@@ -103,6 +111,14 @@ def test_payload_schemas_have_id_and_title(rendered: dict[str, str]) -> None:
     assert envelope["properties"]["specversion"]["const"] == "1.0"
     assert {ref for _, ref in _refs(birth)} == {"#/$defs/Child", "#/$defs/Parent", "#/$defs/Informant"}
 
+    vaccination = json.loads(rendered[VACCINATION_SCHEMA_PATH])
+    assert vaccination["$id"] == VACCINATION_DATASCHEMA and vaccination["title"]
+    assert vaccination["additionalProperties"] is False
+    assert set(vaccination["required"]) == {"person_id_number", "vaccine", "dose", "administered_on",
+                                            "health_station_code", "province_code"}
+    assert vaccination["properties"]["dose"]["minimum"] == 1
+    assert vaccination["properties"]["administered_on"]["format"] == "date"
+
 
 def test_asyncapi_version_and_every_ref_resolves(asyncapi: dict[str, Any]) -> None:
     assert asyncapi["asyncapi"] == "3.0.0"
@@ -119,7 +135,7 @@ def test_asyncapi_version_and_every_ref_resolves(asyncapi: dict[str, Any]) -> No
 
 
 def test_asyncapi_describes_birth_channel_and_dead_letters(asyncapi: dict[str, Any]) -> None:
-    assert asyncapi["info"]["title"] == "Life-event orchestration — civil events"
+    assert asyncapi["info"]["title"] == "Life-event orchestration — civil and health events"
     assert asyncapi["servers"]["nats"] == {
         "host": "localhost:4222",
         "protocol": "nats",
@@ -130,7 +146,8 @@ def test_asyncapi_describes_birth_channel_and_dead_letters(asyncapi: dict[str, A
     assert birth["address"] == "civil.{province}.birth_registered"
     assert set(birth["parameters"]) == {"province"}
     receive = [op for op in asyncapi["operations"].values() if op["action"] == "receive"]
-    assert [op["channel"]["$ref"] for op in receive] == ["#/channels/civilBirthRegistered"]
+    assert [op["channel"]["$ref"] for op in receive] == ["#/channels/civilBirthRegistered",
+                                                         "#/channels/healthVaccinationAdministered"]
 
     message = _resolve(asyncapi, birth["messages"]["BirthRegistered"]["$ref"])
     payload = _resolve(asyncapi, message["payload"]["$ref"])
@@ -142,10 +159,22 @@ def test_asyncapi_describes_birth_channel_and_dead_letters(asyncapi: dict[str, A
     assert _resolve(asyncapi, data["properties"]["child"]["$ref"])["title"] == "Child"
 
     dead = asyncapi["channels"]["deadLetter"]
-    assert dead["address"] == "dlq.civil.{province}.{event}"
-    assert set(dead["parameters"]) == {"province", "event"}
+    assert dead["address"] == "dlq.{domain}.{province}.{event}"
+    assert set(dead["parameters"]) == {"domain", "province", "event"}
     dead_message = _resolve(asyncapi, dead["messages"]["DeadLetter"]["$ref"])
     assert set(dead_message["headers"]["required"]) == {"Dead-Letter-Reason", "Original-Subject"}
     for name, channel in asyncapi["channels"].items():
         for parameter in channel.get("parameters", {}):
             assert f"{{{parameter}}}" in channel["address"], name
+
+
+def test_asyncapi_describes_the_vaccination_channel(asyncapi: dict[str, Any]) -> None:
+    channel = asyncapi["channels"]["healthVaccinationAdministered"]
+    assert channel["address"] == "health.{province}.vaccination_administered"
+    message = _resolve(asyncapi, channel["messages"]["VaccinationAdministered"]["$ref"])
+    envelope_ref, specialised = _resolve(asyncapi, message["payload"]["$ref"])["allOf"]
+    assert envelope_ref["$ref"] == "#/components/schemas/CloudEvent"
+    assert specialised["properties"]["type"]["const"] == VACCINATION_ADMINISTERED
+    assert specialised["properties"]["dataschema"]["const"] == VACCINATION_DATASCHEMA
+    data = _resolve(asyncapi, specialised["properties"]["data"]["$ref"])
+    assert "person_id_number" in data["properties"] and "subject" not in specialised["properties"]
