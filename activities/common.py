@@ -6,13 +6,16 @@ import logging
 import typing
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from registry.models import DataAccess, Person
+import rules
+from registry.models import BirthRegistration, DataAccess, Person
 
 T = TypeVar("T")
 log = logging.getLogger("lifeevents.activities")
@@ -24,6 +27,16 @@ async def require_child(session: AsyncSession, person_id: uuid.UUID) -> Person:
     if child is None:
         raise ApplicationError("child person record missing", type="PersonMissing", non_retryable=True)
     return child
+
+
+async def registered_on(session: AsyncSession, person_id: uuid.UUID) -> date:
+    """The local date the citizen's birth was registered: every agency decides from the age on that day.
+
+    A citizen registered before this system (no registration row) is treated as registered today.
+    """
+    at = await session.scalar(select(BirthRegistration.registered_at)
+                              .where(BirthRegistration.child_person_id == person_id))
+    return rules.local_date(at if at is not None else datetime.now(UTC))
 
 
 def log_access(session: AsyncSession, *, citizen: uuid.UUID, agency: str, purpose: str,

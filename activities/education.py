@@ -8,12 +8,13 @@ from sqlalchemy.dialects.postgresql import insert
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access
+from activities.common import log_access, registered_on
 from registry.db import Registry
 from registry.models import Address, Household, Person, SchoolEntryForecast
 from workflows.contracts import ChildRef, StepDone
 
 AGENCY = "education"
+ENTRY_PASSED = "no forecast: the child's grade-1 school year had already begun when the birth was registered"
 
 
 class EducationAgency(Protocol):
@@ -37,6 +38,8 @@ class RegistryEducationAgency:
                 raise ApplicationError("household address missing", type="NotReady")
             log_access(session, citizen=child.id, agency=AGENCY, purpose="school-entry forecast (ward, entry year)",
                        workflow_id=inp.workflow_id)
+            if rules.school_entry_passed(child.date_of_birth, await registered_on(session, child.id)):
+                return StepDone(newly_done=False, applicable=False, basis=ENTRY_PASSED)
             result = await session.execute(
                 insert(SchoolEntryForecast)
                 .values(person_id=child.id, province_code=address.province_code, ward_code=address.ward_code,

@@ -9,13 +9,14 @@ from sqlalchemy.dialects.postgresql import insert
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access
+from activities.common import log_access, registered_on
 from registry.db import Registry
 from registry.models import HealthInsuranceCard, Person
 from workflows.contracts import ChildRef, StepDone
 
 AGENCY = "health-insurance"
 CHILD_SCHEME = "TE1"  # card prefix of the "children under 6" beneficiary group
+NOT_UNDER_6 = "no card: the child was already 6 or older when the birth was registered"
 
 
 def card_number_for(personal_id_number: str) -> str:
@@ -42,6 +43,8 @@ class RegistryInsuranceAgency:
                 raise ApplicationError("child has no personal ID number yet", type="NotReady")
             log_access(session, citizen=child.id, agency=AGENCY, purpose="issue under-6 health-insurance card",
                        workflow_id=inp.workflow_id)
+            if not rules.child_card_eligible(child.date_of_birth, await registered_on(session, child.id)):
+                return StepDone(newly_done=False, applicable=False, basis=NOT_UNDER_6)
             valid_from, valid_until = rules.health_insurance_validity(child.date_of_birth)
             result = await session.execute(
                 insert(HealthInsuranceCard)

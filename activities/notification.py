@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import rules
-from activities.common import log_access, require_child
+from activities.common import log_access, registered_on, require_child
 from infra.settings import PROJECT_ROOT
 from registry.db import Registry
 from registry.models import (
@@ -87,6 +88,22 @@ def _format_date(value: date | None, lang: str = "vi") -> str:
     return value.strftime("%d/%m/%Y") if lang == "vi" else value.strftime("%d %B %Y")
 
 
+ContextBuilder = Callable[[AsyncSession, Person], Awaitable[dict[str, Any]]]
+ADULT_AGE = 14
+"""From this age the citizen receives their own notices too (the age of the mandatory identity card)."""
+
+
+async def recipients_of(session: AsyncSession, citizen: Person, on: date) -> list[tuple[uuid.UUID, str]]:
+    """Every parent on record, and the citizen once old enough (or when no parent is on record)."""
+    out: list[tuple[uuid.UUID, str]] = []
+    for parent_id, role in ((citizen.mother_id, "mother"), (citizen.father_id, "father")):
+        if parent_id is not None and await session.get(Person, parent_id) is not None:
+            out.append((parent_id, role))
+    if not out or rules.add_months(citizen.date_of_birth, 12 * ADULT_AGE) <= on:
+        out.append((citizen.id, "citizen"))
+    return out
+
+
 class RegistryNotificationAgency:
     def __init__(self, registry: Registry, gateway: NoticeGateway, renderer: NoticeRenderer | None = None) -> None:
         self.registry = registry
@@ -94,26 +111,42 @@ class RegistryNotificationAgency:
         self.renderer = renderer or NoticeRenderer()
 
     async def notify_family(self, inp: NoticeInput) -> NoticeOutcome:
-        key = f"{inp.workflow_id}/{inp.stage.value}"
+        async def context(session: AsyncSession, child: Person) -> dict[str, Any]:
+            return await notice_context(session, child, inp.stage)
+
+        return await self.deliver(f"{inp.workflow_id}/{inp.stage.value}", inp.child_person_id, inp.stage.value,
+                                  inp.workflow_id, context)
+
+    async def deliver(self, key: str, citizen_id: uuid.UUID, kind: str, workflow_id: str,
+                      build_context: ContextBuilder, *, on: date | None = None) -> NoticeOutcome:
+        """Render the notice `kind` once under `key`, deliver it to every recipient's inbox and announce it.
+
+        A retry finds the row already there and repeats only the idempotent delivery steps.
+        """
         async with self.registry.unit_of_work() as session:
             notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))
             newly = notice is None
+            citizen = await require_child(session, citizen_id)
+            recipients = await recipients_of(session, citizen, on or rules.local_date(datetime.now(UTC)))
             if notice is None:
-                child = await require_child(session, inp.child_person_id)
-                log_access(session, citizen=child.id, agency=AGENCY, purpose=f"notify family: {inp.stage.value}",
-                           workflow_id=inp.workflow_id)
-                context = await notice_context(session, child, inp.stage)
-                subject, body = self.renderer.render(inp.stage.value, child.preferred_language, context)
+                log_access(session, citizen=citizen.id, agency=AGENCY, purpose=f"notify family: {kind}",
+                           workflow_id=workflow_id)
+                context = await build_context(session, citizen)
+                subject, body = self.renderer.render(kind, citizen.preferred_language, context)
                 await session.execute(
                     insert(Notification)
-                    .values(id=uuid.uuid4(), dedupe_key=key, citizen_person_id=child.id,
-                            recipient_person_id=child.mother_id, stage=inp.stage.value,
-                            language=child.preferred_language, subject=subject, body=body)
+                    .values(id=uuid.uuid4(), dedupe_key=key, citizen_person_id=citizen.id,
+                            recipient_person_id=recipients[0][0], stage=kind,
+                            language=citizen.preferred_language, subject=subject, body=body)
                     .on_conflict_do_nothing(index_elements=["dedupe_key"]))
                 notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))
                 assert notice is not None
-            await session.execute(insert(InboxMessage).values(notification_id=notice.id)
-                                  .on_conflict_do_nothing(index_elements=["notification_id"]))
+            for person_id, role in recipients:
+                await session.execute(
+                    insert(InboxMessage)
+                    .values(notification_id=notice.id, recipient_person_id=person_id, recipient_role=role,
+                            channel="app")
+                    .on_conflict_do_nothing(constraint="uq_inbox_messages_notification_recipient"))
         if notice.published_at is None:
             await self.gateway.publish(notice)
             async with self.registry.unit_of_work() as session:
@@ -126,6 +159,11 @@ async def notice_context(session: AsyncSession, child: Person, stage: Stage) -> 
     """What a notice may tell the family: read from the registry, never from the workflow."""
     ctx: dict[str, Any] = {"child_name": child.full_name, "date_of_birth": child.date_of_birth,
                            "personal_id_number": child.personal_id_number}
+    if stage is Stage.BIRTH_RECORDED:
+        on = await registered_on(session, child.id)  # promise only what the agencies will do at this age
+        ctx["expects_card"] = rules.child_card_eligible(child.date_of_birth, on)
+        ctx["expects_school"] = not rules.school_entry_passed(child.date_of_birth, on)
+        ctx["expects_vaccination"] = bool(rules.vaccination_plan(child.date_of_birth, as_of=on))
     if stage is Stage.RESIDENCE_REGISTERED and child.household_id:
         household = await session.get(Household, child.household_id)
         address = await session.get(Address, household.address_id) if household else None
@@ -141,9 +179,12 @@ async def notice_context(session: AsyncSession, child: Person, stage: Stage) -> 
         doses = (await session.scalars(
             select(PlannedVaccination).where(PlannedVaccination.person_id == child.id)
             .order_by(PlannedVaccination.due_date, PlannedVaccination.vaccine, PlannedVaccination.dose))).all()
-        names = {d.vaccine: d.names for d in rules.vaccination_plan(child.date_of_birth)}
+        names = rules.vaccine_names()
         ctx["doses"] = [{"name": names.get(d.vaccine, {}).get(child.preferred_language, d.vaccine),
-                         "dose": d.dose, "due_date": d.due_date} for d in doses]
+                         "dose": d.dose, "due_date": d.due_date, "overdue": d.overdue_at_planning,
+                         "flag": d.flag} for d in doses]
+        ctx["overdue"] = [d for d in ctx["doses"] if d["overdue"]]
+        ctx["upcoming"] = [d for d in ctx["doses"] if not d["overdue"]]
     if stage is Stage.SCHOOL_FORECAST_ADDED:
         forecast = await session.get(SchoolEntryForecast, child.id)
         ctx["entry_year"] = forecast.entry_year if forecast else None

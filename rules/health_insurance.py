@@ -58,3 +58,8 @@ def health_insurance_validity(birth_date: date) -> tuple[date, date]:
     reached = coverage_end_age_date(birth_date)
     cutoff = clamped_date(reached.year, s.cutoff_month, s.cutoff_day)
     return birth_date, max(reached, cutoff)
+
+
+def child_card_eligible(birth_date: date, on: date) -> bool:
+    """A child is covered by the under-6 card only before reaching the coverage age (72 months) on ``on``."""
+    return on < coverage_end_age_date(birth_date)

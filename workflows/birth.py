@@ -55,6 +55,8 @@ operator's `retry_failed_steps` update instead of failing the registration (the 
 never undoes the birth registration)."""
 
 STEP_TIMEOUT = timedelta(seconds=60)
+LIFECYCLE_PATCH = "start-citizen-lifecycle"
+"""Histories recorded before the hand-over to CitizenLifecycleWorkflow existed replay without it."""
 
 
 class SupplyHousehold(BaseModel):
@@ -98,6 +100,8 @@ class BirthRegistrationWorkflow:
             self._simple_stage(ref, Stage.VACCINATION_PLANNED, "plan_vaccinations"),
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if workflow.patched(LIFECYCLE_PATCH):
+            await self._hand_over_to_lifecycle(ref)
         workflow.upsert_search_attributes([STAGE.value_set("completed")])
         return BirthOutcome(registration_number=case.registration_number, child_person_id=child,
                             stages=list(self._stages.values()))
@@ -121,8 +125,19 @@ class BirthRegistrationWorkflow:
         await self._simple_stage(ref, Stage.SCHOOL_FORECAST_ADDED, "add_to_school_forecast")
 
     async def _simple_stage(self, ref: ChildRef, stage: Stage, activity_name: str) -> None:
-        await self._stage(stage, lambda: self._call(activity_name, ref, StepDone, stage=stage))
-        await self._notify(ref, stage)
+        done = await self._stage(stage, lambda: self._call(activity_name, ref, StepDone, stage=stage))
+        if done.applicable:
+            await self._notify(ref, stage)
+        else:  # nothing was issued (e.g. the child is too old for it): say why, and tell the family nothing false
+            self._set(stage, "not_applicable", detail=done.basis)
+
+    async def _hand_over_to_lifecycle(self, ref: ChildRef) -> None:
+        """Start the citizen's lifecycle (reminders over the years); it outlives this workflow.
+
+        Started by an activity rather than as a child workflow: the lifecycle is not this registration's child
+        (it may already run, started by a dose report or the backfill), and starting it is idempotent.
+        """
+        await self._call("start_citizen_lifecycle", ref, StepDone)
 
     async def _stage(self, stage: Stage, step: Callable[[], Awaitable[T]]) -> T:
         self._set(stage, "running")

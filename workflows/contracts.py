@@ -7,7 +7,7 @@ flags — never a name, an ID number, an address or a date of birth. Agencies re
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -79,6 +79,10 @@ class ResidenceOutcome(_Ref):
 class StepDone(_Ref):
     newly_done: bool
     count: int = 0
+    applicable: bool = True
+    """False when the step does not apply to this citizen (e.g. no under-6 card for a child already 6): the
+    stage records `basis` as the reason and no notice is sent about it."""
+    basis: str | None = None
 
 
 class NoticeInput(ChildRef):
@@ -92,7 +96,7 @@ class NoticeOutcome(_Ref):
 
 class StageState(_Ref):
     stage: Stage
-    state: str  # pending | running | done | needs_attention
+    state: str  # pending | running | done | needs_attention | not_applicable
     at: str | None = None  # workflow time (ISO) of the last change
     detail: str | None = None
 
@@ -115,19 +119,30 @@ class DoseReported(_Ref):
 class AgendaItem(_Ref):
     """One thing the state will do for the citizen on a date (a reminder, a notice, an escalation).
 
-    `key` is stable across re-planning and continue-as-new (e.g. `dose/DPT_VGB_HIB/2/reminder`), so an item is
+    `key` names what the item is about (e.g. `dose-reminder/2027-01-20/DPT_VGB_HIB.1+OPV.1`), so an item is
     acted on once; it is also the notice's dedupe key within the citizen's lifecycle.
     """
 
     key: str
-    kind: str  # dose_reminder | dose_due | dose_overdue | insurance_ending | school_enrolment | id_card | ...
+    kind: str  # dose_reminder | dose_due | dose_overdue | insurance_ending | school_enrolment | id_card_* ...
     on: date
+    at: datetime
+    """When to act (the jurisdiction's notice hour on `on`); the workflow sleeps until then."""
     summary: str
-    """What it is, without personal data (e.g. `reminder: DPT_VGB_HIB dose 2`)."""
+    """What it is, without personal data (e.g. `dose reminder: DPT_VGB_HIB 2`)."""
+    doses: list[str] = []
+    """For dose items: `VACCINE.dose` codes."""
+    about: date | None = None
+    """The date the item is about: the dose's due date, the card's end, the birthday."""
 
 
 class Agenda(_Ref):
     items: list[AgendaItem]
+    stage: str
+    """The citizen's life stage today; the run continues as new when it ends."""
+    stage_ends_at: datetime | None = None
+    today: date
+    """The citizen's local date at the workflow's time."""
 
 
 class LifecycleRef(_Ref):
@@ -136,8 +151,10 @@ class LifecycleRef(_Ref):
 
 
 class AgendaRequest(LifecycleRef):
-    as_of: date
-    """Items before this date are not planned (the citizen's past before the lifecycle began)."""
+    as_of: date | None = None
+    """Items before this date are not planned (the citizen's past before the lifecycle began); None: today."""
+    now: datetime
+    """The workflow's time (virtual under the time-skipping test server): what `today` and the stage mean."""
 
 
 class AgendaAction(LifecycleRef):

@@ -14,7 +14,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from infra.search_attributes import LIFE_EVENT, NEEDS_ATTENTION
-from workflows.contracts import DoseReported, LifecycleInput
+from workflows.contracts import ChildRef, DoseReported, LifecycleInput, StepDone
 
 LIFECYCLE_WORKFLOW = "CitizenLifecycleWorkflow"
 DOSE_REPORTED_SIGNAL = "dose_reported"
@@ -46,6 +46,10 @@ class TemporalLifecycles:
         except WorkflowAlreadyStartedError:
             return False
         return True
+
+    async def start_for_child(self, inp: ChildRef) -> StepDone:
+        """The `start_citizen_lifecycle` activity: the birth fan-out hands the child over to its lifecycle."""
+        return StepDone(newly_done=await self.start(inp.child_person_id))
 
     async def dose_reported(self, person_id: uuid.UUID, report_id: uuid.UUID) -> None:
         """Signal the lifecycle that a dose was reported, starting it first if the citizen has none yet."""

@@ -133,10 +133,13 @@ class FakeAgencies:
     """When set, the three parallel stages each wait (real time) until all three have started."""
     health_card_gate: asyncio.Event | None = None
     """When set, issue_child_health_card blocks until the event is set."""
+    child_too_old_for_card: bool = False
+    """When set, the insurance agency answers that no under-6 card applies (a late registration)."""
 
     calls: list[Call] = field(default_factory=list)
     persons: dict[uuid.UUID, dict[str, str]] = field(default_factory=dict)
     outbox: dict[str, str] = field(default_factory=dict)
+    lifecycles_started: set[uuid.UUID] = field(default_factory=set)
     child_id: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
@@ -164,7 +167,7 @@ class FakeAgencies:
     @property
     def activities(self) -> list[Callable[..., Awaitable[Any]]]:
         return [self.record_birth, self.assign_personal_id, self.register_residence, self.issue_child_health_card,
-                self.plan_vaccinations, self.add_to_school_forecast, self.notify_family]
+                self.plan_vaccinations, self.add_to_school_forecast, self.notify_family, self.start_citizen_lifecycle]
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _start(self, name: str, arg: Any, stage: Stage | None = None) -> int:
@@ -240,6 +243,8 @@ class FakeAgencies:
         if attempt <= self.health_card_failures or self.health_card_down:
             raise ApplicationError(f"insurance agency unavailable (attempt {attempt})", type="AgencyUnavailable")
         self._end("issue_child_health_card")
+        if self.child_too_old_for_card:
+            return StepDone(newly_done=False, applicable=False, basis="no card: 6 or older when registered")
         return StepDone(newly_done=True)
 
     @activity.defn(name="plan_vaccinations")
@@ -254,6 +259,14 @@ class FakeAgencies:
         self._start("add_to_school_forecast", ref)
         self._end("add_to_school_forecast")
         return StepDone(newly_done=True)
+
+    @activity.defn(name="start_citizen_lifecycle")
+    async def start_citizen_lifecycle(self, ref: ChildRef) -> StepDone:
+        self._start("start_citizen_lifecycle", ref)
+        newly = ref.child_person_id not in self.lifecycles_started
+        self.lifecycles_started.add(ref.child_person_id)
+        self._end("start_citizen_lifecycle")
+        return StepDone(newly_done=newly)
 
     @activity.defn(name="notify_family")
     async def notify_family(self, inp: NoticeInput) -> NoticeOutcome:

@@ -46,7 +46,7 @@ from .conftest import (
 )
 
 HISTORIES = Path(__file__).parent / "histories"
-COMMITTED_HISTORIES = ("birth_happy_path", "birth_needs_attention")
+COMMITTED_HISTORIES = ("birth_happy_path", "birth_needs_attention", "lifecycle_dose_reported")
 
 STAGE_ACTIVITY = {
     Stage.BIRTH_RECORDED: "record_birth",
@@ -128,7 +128,10 @@ async def test_happy_path_runs_every_stage_in_order_and_notifies_once_per_stage(
         ("start", "notify_family", Stage.PERSONAL_ID_ASSIGNED),
         ("end", "notify_family", Stage.PERSONAL_ID_ASSIGNED),
     ]
-    assert len(trace) == 2 * (6 + 6)  # six agency steps and six notices, each started and finished once
+    # six agency steps, six notices and the hand-over to the lifecycle, each started and finished once
+    assert len(trace) == 2 * (6 + 6 + 1)
+    assert trace[-2:] == [("start", "start_citizen_lifecycle", None), ("end", "start_citizen_lifecycle", None)]
+    assert agencies.lifecycles_started == {agencies.child_id}
 
     # residence, insurance and vaccination overlap: all three started before any of them finished
     assert (max(agencies.index("start", name) for name in PARALLEL_ACTIVITIES)
@@ -399,3 +402,15 @@ async def test_replay_committed_histories() -> None:
         history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
         result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure!r}"
+
+
+async def test_a_stage_that_does_not_apply_records_why_and_sends_no_notice(
+        agencies: FakeAgencies, births: Births) -> None:
+    agencies.child_too_old_for_card = True  # e.g. a birth registered when the child was already 6
+    handle = await births.start()
+    outcome = await handle.result()
+    stage = {s.stage: s for s in outcome.stages}[Stage.HEALTH_INSURANCE_ISSUED]
+    assert stage.state == "not_applicable" and stage.detail == "no card: 6 or older when registered"
+    assert Stage.HEALTH_INSURANCE_ISSUED not in agencies.notified_stages()
+    assert sorted(agencies.notified_stages()) == sorted(set(Stage) - {Stage.HEALTH_INSURANCE_ISSUED})
+    assert agencies.lifecycles_started == {agencies.child_id}
