@@ -2,8 +2,9 @@
 
 :func:`citizen_agenda` turns what the registry holds about a citizen (date of birth, vaccination plan, card,
 school forecast) into dated items. Doses due on the same day are told together: one reminder before, one on
-the day, one escalation if still not given. An item's key names what it is about (dates and dose codes), so a
-re-planned dose gets new reminders and an item is never acted on twice.
+the day, one escalation if still not given. An item's key names what it is about (the kind and the date), so an
+item is acted on once even when a dose of its day is given meanwhile, and a re-planned dose, due on another
+day, gets that day's reminders.
 """
 
 from __future__ import annotations
@@ -124,14 +125,13 @@ def citizen_agenda(facts: CitizenFacts, as_of: date) -> list[PlannedItem]:
     for due, doses in sorted(groups.items()):
         doses.sort(key=lambda d: (d.vaccine, d.dose))
         codes = tuple((d.vaccine, d.dose) for d in doses)
-        tag = "+".join(f"{v}.{n}" for v, n in codes)
         listed = ", ".join(f"{v} {n}" for v, n in codes)
-        add(PlannedItem(f"dose-reminder/{due}/{tag}", "dose_reminder",
+        add(PlannedItem(f"dose-reminder/{due}", "dose_reminder",
                         due - timedelta(days=policy.dose_reminder_days_before), f"dose reminder: {listed}", codes, due))
         catch_up_told = all(d.overdue_at_planning for d in doses) and due <= as_of
         if not catch_up_told:
-            add(PlannedItem(f"dose-due/{due}/{tag}", "dose_due", due, f"dose due today: {listed}", codes, due))
-        add(PlannedItem(f"dose-overdue/{due}/{tag}", "dose_overdue",
+            add(PlannedItem(f"dose-due/{due}", "dose_due", due, f"dose due today: {listed}", codes, due))
+        add(PlannedItem(f"dose-overdue/{due}", "dose_overdue",
                         due + timedelta(days=policy.overdue_escalation_days), f"overdue escalation: {listed}", codes,
                         due))
 

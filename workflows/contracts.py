@@ -119,7 +119,7 @@ class DoseReported(_Ref):
 class AgendaItem(_Ref):
     """One thing the state will do for the citizen on a date (a reminder, a notice, an escalation).
 
-    `key` names what the item is about (e.g. `dose-reminder/2027-01-20/DPT_VGB_HIB.1+OPV.1`), so an item is
+    `key` names what the item is about (e.g. `dose-reminder/2027-01-20`), so an item is
     acted on once; it is also the notice's dedupe key within the citizen's lifecycle.
     """
 

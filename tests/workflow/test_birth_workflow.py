@@ -32,6 +32,7 @@ from workflows.contracts import (
     Stage,
     StageState,
 )
+from workflows.lifecycle import CitizenLifecycleWorkflow
 
 from .conftest import (
     CHILD_ID_NUMBER,
@@ -46,7 +47,8 @@ from .conftest import (
 )
 
 HISTORIES = Path(__file__).parent / "histories"
-COMMITTED_HISTORIES = ("birth_happy_path", "birth_needs_attention", "lifecycle_dose_reported")
+COMMITTED_HISTORIES = ("birth_happy_path", "birth_needs_attention", "birth_lifecycle_handover",
+                       "lifecycle_dose_reported")
 
 STAGE_ACTIVITY = {
     Stage.BIRTH_RECORDED: "record_birth",
@@ -107,7 +109,8 @@ def save_history_if_requested(name: str, history: WorkflowHistory) -> None:
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[BirthRegistrationWorkflow], data_converter=pydantic_data_converter)
+    return Replayer(workflows=[BirthRegistrationWorkflow, CitizenLifecycleWorkflow],
+                    data_converter=pydantic_data_converter)
 
 
 # ---- 1. happy path ---------------------------------------------------------------------------------------------
@@ -350,7 +353,8 @@ async def test_replay_happy_path_history(births: Births) -> None:
 
     result = await replayer().replay_workflow(history)
     assert result.replay_failure is None
-    save_history_if_requested("birth_happy_path", history)
+    save_history_if_requested("birth_happy_path", history)  # recorded before the lifecycle hand-over existed
+    save_history_if_requested("birth_lifecycle_handover", history)  # and with it
 
 
 async def test_replay_needs_attention_history(
