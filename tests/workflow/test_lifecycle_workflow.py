@@ -18,7 +18,7 @@ from activities.in_memory import InMemoryCitizen
 from tests.helpers import eventually
 from workflows.contracts import DoseReported, LifecycleInput, TimelineEntry
 from workflows.lifecycle import CitizenLifecycleWorkflow
-from workflows.lifecycle_client import citizen_workflow_id
+from workflows.lifecycle_client import citizen_workflow_id, history_lengths
 
 from .test_birth_workflow import save_history_if_requested
 
@@ -37,18 +37,6 @@ class Lifecycles:
             id=citizen_workflow_id(citizen.person_id), task_queue=self.task_queue)
         self.handles.append(handle)
         return handle
-
-    async def run_lengths(self, handle: WorkflowHandle[CitizenLifecycleWorkflow, None]) -> list[int]:
-        """The number of history events of each run, following the continue-as-new chain from the first."""
-        lengths = []
-        run_id: str | None = handle.first_execution_run_id or handle.result_run_id
-        while run_id:
-            history = await self.env.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
-            lengths.append(len(history.events))
-            last = history.events[-1]
-            run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
-                      if last.HasField("workflow_execution_continued_as_new_event_attributes") else None)
-        return lengths
 
 
 async def today(env: WorkflowEnvironment) -> date:
@@ -102,7 +90,7 @@ async def test_birth_to_fourteen_every_notice_once_in_order(env: WorkflowEnviron
     assert [e.key for e in timeline if e.state == "done"] == [i.key for i in expected]
     assert next(e for e in timeline if e.state == "next").kind == "id_card_renewal"
 
-    lengths = await lifecycles.run_lengths(handle)
+    lengths = await history_lengths(env.client, handle)
     assert len(lengths) >= 14 // 8 + 1, "runs must continue as new (stage boundaries)"
     assert max(lengths) < MAX_EVENTS_PER_RUN, f"largest run has {max(lengths)} events"
     print(f"\n14 years: {len(expected)} items, {len(citizen.notices)} notices, runs {lengths}")

@@ -1,0 +1,1 @@
+"""Command groups of `starter.py` (the entry point), one module per group."""
