@@ -1,0 +1,157 @@
+"""An age-aware birth and the hand-over to the citizen's lifecycle, on the real servers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+import rules
+from events.models import encode_event, make_birth_event
+from infra.settings import Settings
+from registry.models import (
+    HealthInsuranceCard,
+    InboxMessage,
+    Notification,
+    Person,
+    PlannedVaccination,
+    SchoolEntryForecast,
+)
+from registry.seed import VN_TZ, family, synthetic_birth
+from starter import publish_raw
+from tests.helpers import eventually
+from workflows.birth import BirthRegistrationWorkflow
+from workflows.client import birth_workflow_id
+from workflows.contracts import Stage
+from workflows.lifecycle import CitizenLifecycleWorkflow
+from workflows.lifecycle_client import citizen_workflow_id
+
+from .test_birth_end_to_end import child_of, new_registration_number
+from .test_cli import cli
+
+pytestmark = pytest.mark.integration
+
+
+async def register_birth(settings: Settings, service: Any, fam_index: int, born: date) -> tuple[str, Person]:
+    """Publish a birth registered now (late when `born` is long ago) and wait for its workflow to complete."""
+    reg = new_registration_number("L")
+    payload = synthetic_birth(family(fam_index), registration_number=reg, date_of_birth=born, sex="female",
+                              registered_at=datetime.now(VN_TZ).replace(microsecond=0) - timedelta(minutes=1),
+                              language="en")
+    await publish_raw(settings, [encode_event(make_birth_event(payload))], progress=False)
+    handle = service.client.get_workflow_handle(birth_workflow_id(reg))
+
+    async def status() -> WorkflowExecutionStatus | None:
+        try:
+            return (await handle.describe()).status
+        except RPCError:  # not started yet
+            return None
+
+    await eventually(status, lambda s: s == WorkflowExecutionStatus.COMPLETED, within=90,
+                     what="birth workflow completed")
+    return reg, await child_of(service, reg)
+
+
+async def notices_of(service: Any, child: Person) -> dict[str, Notification]:
+    async with service.registry.unit_of_work() as session:
+        rows = (await session.scalars(select(Notification).where(Notification.citizen_person_id == child.id))).all()
+    return {n.stage: n for n in rows}
+
+
+async def test_ten_months_late_gets_a_catch_up_plan_and_a_lifecycle(settings: Settings, service: Any) -> None:
+    today = rules.local_date(datetime.now(VN_TZ))
+    born = rules.add_months(today, -10)
+    reg, child = await register_birth(settings, service, 11, born)
+
+    async with service.registry.unit_of_work() as session:
+        plan = {(d.vaccine, d.dose): d for d in (await session.scalars(
+            select(PlannedVaccination).where(PlannedVaccination.person_id == child.id))).all()}
+    dpt = [plan[("DPT_VGB_HIB", n)] for n in (1, 2, 3)]
+    assert [d.due_date for d in dpt] == [today, rules.add_months(today, 1), rules.add_months(today, 2)]
+    assert all(d.overdue_at_planning for d in dpt) and plan[("MEASLES", 1)].overdue_at_planning
+    assert ("HEPB_BIRTH", 1) not in plan
+    assert not plan[("JE", 1)].overdue_at_planning
+
+    notice = (await notices_of(service, child))[Stage.VACCINATION_PLANNED.value]
+    overdue_part = notice.body.split("Next:")[0]
+    assert "Overdue" in overdue_part and "Measles" in overdue_part and "(5-in-1)" in overdue_part
+
+    # handed over: the lifecycle runs, keyed by the person UUID, and knows what is next
+    lifecycle = service.client.get_workflow_handle(citizen_workflow_id(child.id))
+    timeline = await eventually(lambda: lifecycle.query(CitizenLifecycleWorkflow.timeline),
+                                lambda t: any(e.state == "next" for e in t), what="lifecycle agenda loaded")
+    assert (await lifecycle.describe()).status == WorkflowExecutionStatus.RUNNING
+    assert all(e.on >= today for e in timeline)
+    assert any(e.kind == "dose_overdue" and e.on == today + timedelta(days=30) for e in timeline)
+
+    # every parent on record gets the notices
+    async with service.registry.unit_of_work() as session:
+        roles = set((await session.scalars(select(InboxMessage.recipient_role).where(
+            InboxMessage.notification_id == notice.id))).all())
+    assert roles == {"mother", "father"}
+
+    code, stdout, stderr = await cli(settings, "timeline", child.personal_id_number or "", "--json")
+    assert code == 0, stderr
+    out = json.loads(stdout)
+    assert out["workflow_id"] == citizen_workflow_id(child.id)
+    assert [e["key"] for e in out["entries"]] == [e.key for e in timeline]
+
+
+@pytest.mark.parametrize(("fam_index", "born", "vaccination"), [(12, date(1999, 5, 1), False),
+                                                                (13, date(2020, 3, 1), True)])
+async def test_a_child_registered_past_six_gets_no_card_no_school_place_and_no_false_promise(
+        settings: Settings, service: Any, fam_index: int, born: date, vaccination: bool) -> None:
+    reg, child = await register_birth(settings, service, fam_index, born)
+    async with service.registry.unit_of_work() as session:
+        assert await session.scalar(select(HealthInsuranceCard).where(HealthInsuranceCard.person_id == child.id)) \
+            is None
+        assert await session.get(SchoolEntryForecast, child.id) is None
+        planned = (await session.scalars(select(PlannedVaccination)
+                                         .where(PlannedVaccination.person_id == child.id))).all()
+    assert bool(planned) is vaccination
+    if vaccination:  # 6 years old: a catch-up plan without the infant-only doses
+        assert {(p.vaccine, p.dose) for p in planned}.isdisjoint({("HEPB_BIRTH", 1), ("ROTA", 1), ("ROTA", 2)})
+
+    notices = await notices_of(service, child)
+    expected = {Stage.BIRTH_RECORDED, Stage.PERSONAL_ID_ASSIGNED, Stage.RESIDENCE_REGISTERED}
+    if vaccination:
+        expected.add(Stage.VACCINATION_PLANNED)
+    assert {s for s in notices if s in set(Stage)} == {s.value for s in expected}
+    birth_notice = notices[Stage.BIRTH_RECORDED.value].body
+    assert "health-insurance" not in birth_notice and "school" not in birth_notice
+
+    progress = await service.client.get_workflow_handle(birth_workflow_id(reg)).query(
+        BirthRegistrationWorkflow.progress)
+    by_stage = {s.stage: s for s in progress}
+    for stage in (Stage.HEALTH_INSURANCE_ISSUED, Stage.SCHOOL_FORECAST_ADDED):
+        assert by_stage[stage].state == "not_applicable" and by_stage[stage].detail
+        assert str(born.year) not in (by_stage[stage].detail or "")
+
+
+async def test_backfill_starts_a_lifecycle_for_citizens_born_before_the_system(settings: Settings,
+                                                                              service: Any) -> None:
+    person_id = uuid.uuid4()
+    born = date(2025, 6, 1)
+    async with service.registry.unit_of_work() as session:
+        session.add(Person(id=person_id, full_name="Lê Thị Hoa", sex="female", date_of_birth=born,
+                           preferred_language="vi"))
+    command = ("backfill", "--born-after", "2025-05-31", "--json")
+    code, stdout, stderr = await cli(settings, *command)
+    assert code == 0, stderr
+    assert json.loads(stdout)["started"] >= 1
+    lifecycle = service.client.get_workflow_handle(citizen_workflow_id(person_id))
+    assert (await lifecycle.describe()).status == WorkflowExecutionStatus.RUNNING
+    timeline = await eventually(lambda: lifecycle.query(CitizenLifecycleWorkflow.timeline),
+                                lambda t: any(e.state == "next" for e in t), what="backfilled agenda")
+    assert timeline[0].kind == "id_card_first" or all(e.on >= rules.local_date(datetime.now(VN_TZ))
+                                                      for e in timeline)
+
+    code, stdout, stderr = await cli(settings, *command)
+    assert code == 0, stderr
+    assert json.loads(stdout)["started"] == 0
