@@ -7,15 +7,16 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from tqdm import tqdm
 
+from cli.lifecycle import load_timeline
 from events.models import BirthRegistered, encode_event, make_birth_event
 from infra.settings import Settings
 from registry.db import Registry, make_engine
-from registry.seed import first_family_in, synthetic_birth
+from registry.seed import VN_TZ, first_family_in, synthetic_birth
 from registry.views import count_notices
 from workflows.contracts import BIRTH_STAGES
 
@@ -23,11 +24,12 @@ DEMO_NAMESPACE = uuid.UUID("0b5c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d")
 
 
 def sample_births() -> list[BirthRegistered]:
-    """Five families in different provinces: one pair of twins, one English-speaking family, and one whose
-    mother is registered elsewhere (the child follows the father's household)."""
+    """Six families in different provinces: one pair of twins, one English-speaking family, one whose mother
+    is registered elsewhere (the child follows the father's household), and a birth registered 10 months late."""
     hanoi, hcmc = first_family_in("001"), first_family_in("079")
     danang, cantho = first_family_in("048"), first_family_in("092")
     haiphong = first_family_in("031", mother_in_household=False)
+    hue = first_family_in("046")
     return [
         synthetic_birth(hanoi, registration_number="DEMO26HN0001", date_of_birth=date(2026, 11, 2), sex="female",
                         given_name="An"),
@@ -41,6 +43,9 @@ def sample_births() -> list[BirthRegistered]:
                         given_name="Minh", language="en"),
         synthetic_birth(haiphong, registration_number="DEMO26HP0001", date_of_birth=date(2026, 10, 1),
                         sex="female", given_name="Vy"),
+        # registered 10 months late: a catch-up vaccination plan, the overdue doses named in the notice
+        synthetic_birth(hue, registration_number="DEMO26TTH0001", date_of_birth=date(2026, 1, 10), sex="male",
+                        given_name="Phúc", registered_at=datetime(2026, 11, 10, 9, 0, tzinfo=VN_TZ)),
     ]
 
 
@@ -98,9 +103,17 @@ async def run_demo(settings: Settings, *, publish_raw: Callable[..., Awaitable[l
         print(f"  notices to the family ({len(notices or [])}):")
         for notice in notices or []:
             print(format_notice(notice))
+        timeline = await load_timeline(settings, child_id) if child_id else None
+        if timeline:
+            coming = [e for e in timeline if e.state in ("next", "planned")][:4]
+            print(f"  the lifecycle goes on ({len(timeline)} items; `starter.py timeline {child_id}`), next:")
+            for entry in coming:
+                print(f"    {entry.on.isoformat()}  {entry.summary}")
     print()
     if unfinished:
         print(f"still in progress after {wait_seconds:.0f}s: {', '.join(unfinished)} — see the Temporal UI")
-    print("The stack keeps running; `make down` stops it. Workflows are named birth-<registration no>.")
+    print("The stack keeps running; `make down` stops it. Workflows are named birth-<registration no> and "
+          "citizen-<person uuid>.")
+    print("See a whole childhood in seconds: .venv/bin/python starter.py fast-forward --years 14")
     print(f"Temporal UI: {settings.temporal_ui_url}")
     return 0 if not unfinished else 1

@@ -174,16 +174,20 @@ async def _workflow_state(settings: Settings, registration_number: str) -> dict[
 
     from infra.search_attributes import ATTENTION_REASON, NEEDS_ATTENTION
     from worker import connect_temporal
+    from workflows.birth import BirthRegistrationWorkflow
     from workflows.client import birth_workflow_id
 
     try:
         client = await asyncio.wait_for(connect_temporal(settings), timeout=5)
-        desc = await client.get_workflow_handle(birth_workflow_id(registration_number)).describe()
+        handle = client.get_workflow_handle(birth_workflow_id(registration_number))
+        desc = await handle.describe()
+        progress = await asyncio.wait_for(handle.query(BirthRegistrationWorkflow.progress), timeout=5)
     except (RPCError, TimeoutError, OSError, RuntimeError):
         return None
     attrs = desc.typed_search_attributes
     return {"workflow_id": desc.id, "status": desc.status.name if desc.status else None,
-            "needs_attention": attrs.get(NEEDS_ATTENTION), "attention_reason": attrs.get(ATTENTION_REASON)}
+            "needs_attention": attrs.get(NEEDS_ATTENTION), "attention_reason": attrs.get(ATTENTION_REASON),
+            "stages": {s.stage.value: {"state": s.state, "detail": s.detail} for s in progress}}
 
 
 async def load_status(settings: Settings, registration_number: str) -> dict[str, Any] | None:
@@ -196,7 +200,11 @@ async def load_status(settings: Settings, registration_number: str) -> dict[str,
     finally:
         await registry.close()
     if status is not None:
-        status["workflow"] = await _workflow_state(settings, registration_number)
+        workflow = status["workflow"] = await _workflow_state(settings, registration_number)
+        for stage in status["stages"]:  # what the registry cannot show: a stage that does not apply, and why
+            live = (workflow or {}).get("stages", {}).get(stage["stage"], {})
+            if live.get("state") in ("not_applicable", "needs_attention"):
+                stage["state"], stage["detail"] = live["state"], live.get("detail")
     return status
 
 
@@ -225,7 +233,8 @@ def format_status(s: dict[str, Any]) -> str:
         lines.append(f"  vaccination plan: {len(plan)} doses; first: {first}")
     lines.append("  stages:")
     for st in s["stages"]:
-        lines.append(f"    {st['stage']:<26} {st['state']:<8} {st['at'] or ''}")
+        why = f"  ({st['detail']})" if st.get("detail") else ""
+        lines.append(f"    {st['stage']:<26} {st['state']:<8} {st['at'] or ''}{why}")
     return "\n".join(lines)
 
 

@@ -36,23 +36,21 @@ def add_commands(add: Any) -> None:
 
 
 # ---- timeline ----------------------------------------------------------------------------------------------
-async def cmd_timeline(settings: Settings, args: argparse.Namespace) -> int:
-    import rules
+async def load_timeline(settings: Settings, id_number: str) -> list[Any] | None:
+    """The citizen's lifecycle timeline (a logged read); None when the citizen has no lifecycle."""
+    from sqlalchemy import select
+    from temporalio.service import RPCError
+
     from activities.common import log_access
     from registry.models import Person
     from worker import connect_temporal
     from workflows.lifecycle import CitizenLifecycleWorkflow
     from workflows.lifecycle_client import citizen_workflow_id
 
-    problem = rules.personal_id_problem(args.id_number)
-    if problem:
-        raise CliError(f"ID_NUMBER: {problem}")
-    from sqlalchemy import select
-
     registry = registry_for(settings)
     try:
         async with registry.unit_of_work() as session:
-            person_id = await session.scalar(select(Person.id).where(Person.personal_id_number == args.id_number))
+            person_id = await session.scalar(select(Person.id).where(Person.personal_id_number == id_number))
             if person_id is not None:
                 log_access(session, citizen=person_id, agency=READER, purpose="read lifecycle timeline",
                            workflow_id=citizen_workflow_id(person_id))
@@ -60,21 +58,28 @@ async def cmd_timeline(settings: Settings, args: argparse.Namespace) -> int:
         await registry.close()
     if person_id is None:
         raise CliError("ID_NUMBER: no citizen with this personal ID number", EXIT_NOT_FOUND)
-
-    from temporalio.service import RPCError
-
     client = await connect_temporal(settings)
-    handle = client.get_workflow_handle(citizen_workflow_id(person_id))
     try:
-        entries = await handle.query(CitizenLifecycleWorkflow.timeline)
-    except RPCError as exc:
-        raise CliError("ID_NUMBER: this citizen has no lifecycle yet (run `python starter.py backfill`)"
-                       f" [{exc.status.name if exc.status else 'error'}]", EXIT_NOT_FOUND) from exc
-    rows = [e.model_dump(mode="json") for e in entries]
+        entries: list[Any] = await client.get_workflow_handle(citizen_workflow_id(person_id)).query(
+            CitizenLifecycleWorkflow.timeline)
+    except RPCError:
+        return None
+    return entries
+
+
+async def cmd_timeline(settings: Settings, args: argparse.Namespace) -> int:
+    import rules
+
+    problem = rules.personal_id_problem(args.id_number)
+    if problem:
+        raise CliError(f"ID_NUMBER: {problem}")
+    entries = await load_timeline(settings, args.id_number)
+    if entries is None:
+        raise CliError("ID_NUMBER: this citizen has no lifecycle yet (run `python starter.py backfill`)",
+                       EXIT_NOT_FOUND)
     if args.json:
-        print_json({"workflow_id": handle.id, "entries": rows})
+        print_json({"entries": [e.model_dump(mode="json") for e in entries]})
         return EXIT_OK
-    print(f"Lifecycle {handle.id}")
     marks = {"done": "✓", "skipped": "–", "next": "→", "planned": " "}
     for e in entries:
         detail = f"  ({e.detail})" if e.detail else ""
