@@ -26,12 +26,16 @@ from temporalio.worker import Worker
 
 from activities import civil, education, health, identity, insurance, notification, residence
 from activities.common import agency_activity
-from events.bridge import BirthEventBridge
+from events.birth_registered import BirthHandler
+from events.bridge import EventBridge
 from events.streams import ensure_streams
+from events.vaccination_administered import VaccinationHandler
 from infra.settings import Settings
 from registry.db import Registry, make_engine
+from registry.vaccinations import RegistryVaccinationRecords
 from workflows.birth import BirthRegistrationWorkflow
 from workflows.client import TemporalBirthStarter
+from workflows.lifecycle_client import TemporalLifecycles
 
 log = logging.getLogger("lifeevents.worker")
 
@@ -78,9 +82,13 @@ class Service:
         return Worker(self.client, task_queue=self.settings.task_queue, workflows=WORKFLOWS,
                       activities=build_activities(self.registry, self.js), **options)
 
-    def bridge(self) -> BirthEventBridge:
-        return BirthEventBridge(self.js, self.registry, TemporalBirthStarter(self.client, self.settings.task_queue),
-                                self.settings)
+    def bridge(self) -> EventBridge:
+        """One handler per event type; each port's built-in implementation is chosen here."""
+        queue = self.settings.task_queue
+        return EventBridge(self.js, [
+            BirthHandler(self.registry, TemporalBirthStarter(self.client, queue)),
+            VaccinationHandler(RegistryVaccinationRecords(self.registry), TemporalLifecycles(self.client, queue)),
+        ], self.settings)
 
 
 @contextlib.asynccontextmanager

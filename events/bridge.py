@@ -1,98 +1,152 @@
-"""The bridge from NATS to Temporal: a durable pull consumer on the civil-events stream.
+"""The bridge from NATS to Temporal: durable pull consumers on the civil and health streams, one event path.
 
-For each message: invalid → dead-letter stream with the original bytes and the reason, then `term`;
-valid → keep it in the registry, start the workflow under a business-key id, then `ack`;
-registry or Temporal unavailable → `nak` with a growing delay, so it comes back later and nothing is lost.
-At most `concurrency` messages are in flight; `stop` lets those finish before returning (SIGTERM drain).
+For each message: decode once, read the CloudEvent ``type`` and hand the event to that type's handler, which
+validates it and stores it / starts or signals a workflow. Invalid (including a type with no handler, or a
+subject that disagrees with the payload) → dead-letter stream with the original bytes and the reasons, then
+`term`; valid → handled, then `ack`; registry or Temporal unavailable → `nak` with a growing delay, so it
+comes back later and nothing is lost. At most `concurrency` messages are in flight across both streams;
+`stop` lets those finish before returning (SIGTERM drain).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from events.models import BIRTH_SUBJECT_EVENT, BirthRegistered, CloudEvent, InvalidEvent, parse_birth_event
-from events.streams import DLQ_PREFIX
+from events.envelope import CloudEvent, InvalidEvent, _echo, _reason, decode_event, envelope_reasons
+from events.streams import CIVIL_SUBJECTS, DLQ_PREFIX, HEALTH_SUBJECTS
 from infra.settings import Settings
-from registry.births import store_birth_registration
-from registry.db import Registry
-from workflows.contracts import BirthCase
 
 log = logging.getLogger("lifeevents.bridge")
 
 REASON_HEADER = "Dead-Letter-Reason"
 ORIGINAL_SUBJECT_HEADER = "Original-Subject"
 ORIGINAL_SEQUENCE_HEADER = "Original-Stream-Sequence"
+FETCH_TIMEOUT = 0.5
 
 
-class WorkflowStarter(Protocol):
-    async def start_birth(self, case: BirthCase) -> None:
-        """Start the birth workflow; a second start for the same registration must be a no-op."""
+class Payload(Protocol):
+    @property
+    def province_code(self) -> str: ...
+
+
+class EventHandler(Protocol):
+    """What the bridge does with one event type; `handle` raises InvalidEvent to dead-letter the event."""
+
+    event_type: str
+    subject_domain: str
+    """First subject token (``civil``, ``health``)."""
+    subject_event: str
+    """Last subject token (``birth_registered``)."""
+
+    def parse(self, document: Mapping[str, Any]) -> tuple[CloudEvent, Payload]: ...
+
+    async def handle(self, event: CloudEvent, payload: Any, subject: str) -> None: ...
 
 
 def backoff_seconds(delivery_count: int, maximum: float) -> float:
     return float(min(maximum, 0.5 * 2 ** max(0, delivery_count - 1)))
 
 
-class BirthEventBridge:
-    def __init__(self, js: JetStreamContext, registry: Registry, starter: WorkflowStarter, settings: Settings) -> None:
+@dataclass(frozen=True)
+class Consumer:
+    stream: str
+    subjects: str
+    durable: str
+
+
+def consumers(settings: Settings) -> list[Consumer]:
+    return [Consumer(settings.civil_stream, CIVIL_SUBJECTS, settings.bridge_civil_durable),
+            Consumer(settings.health_stream, HEALTH_SUBJECTS, settings.bridge_health_durable)]
+
+
+class EventBridge:
+    def __init__(self, js: JetStreamContext, handlers: Iterable[EventHandler], settings: Settings) -> None:
         self.js = js
-        self.registry = registry
-        self.starter = starter
+        self.handlers: dict[str, EventHandler] = {}
+        for handler in handlers:
+            if handler.event_type in self.handlers:
+                raise ValueError(f"two handlers for event type {handler.event_type!r}")
+            self.handlers[handler.event_type] = handler
         self.settings = settings
         self.processed = 0
         self.dead_lettered = 0
         self.retried = 0
+        self._slots = asyncio.Semaphore(settings.bridge_concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        sub = await self.js.pull_subscribe(
-            f"civil.*.{BIRTH_SUBJECT_EVENT}", durable=s.bridge_durable, stream=s.civil_stream,
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                                  ack_wait=60.0, max_deliver=-1, max_ack_pending=s.bridge_concurrency * 4))
-        in_flight: set[asyncio.Task[None]] = set()
-        log.info("bridge consuming %s (durable %s, concurrency %d)", s.civil_stream, s.bridge_durable,
-                 s.bridge_concurrency)
+        subs = []
         try:
-            while not stop.is_set():
-                free = s.bridge_concurrency - len(in_flight)
-                if free <= 0:
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                try:
-                    msgs = await sub.fetch(batch=free, timeout=0.5)
-                except (TimeoutError, NatsTimeoutError):
-                    continue
-                except Exception as exc:  # connection trouble: the client reconnects by itself
-                    log.warning("fetch failed (%s); retrying", type(exc).__name__)
-                    await asyncio.sleep(0.5)
-                    continue
-                for msg in msgs:
-                    task = asyncio.create_task(self.handle(msg))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
+            for c in consumers(s):
+                subs.append(await self.js.pull_subscribe(
+                    c.subjects, durable=c.durable, stream=c.stream,
+                    config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
+                                          ack_wait=60.0, max_deliver=-1, max_ack_pending=s.bridge_concurrency * 4)))
+            log.info("bridge consuming %s (concurrency %d, event types: %s)",
+                     ", ".join(f"{c.stream} as {c.durable}" for c in consumers(s)), s.bridge_concurrency,
+                     ", ".join(sorted(self.handlers)))
+            # Each consumer may hold all slots but one while it waits for messages, so no stream is starved.
+            most = max(1, s.bridge_concurrency - (len(subs) - 1))
+            await asyncio.gather(*(self._consume(sub, stop, most) for sub in subs))
         finally:
-            if in_flight:
-                log.info("draining %d in-flight event(s)", len(in_flight))
-                await asyncio.gather(*in_flight, return_exceptions=True)
-            await sub.unsubscribe()
+            if self._in_flight:
+                log.info("draining %d in-flight event(s)", len(self._in_flight))
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            for sub in subs:
+                await sub.unsubscribe()
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event, most: int) -> None:
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(FETCH_TIMEOUT):
+                    await self._slots.acquire()
+            except TimeoutError:
+                continue
+            taken = 1
+            while taken < most and not self._slots.locked():
+                await self._slots.acquire()
+                taken += 1
+            msgs: list[Msg] = []
+            try:
+                msgs = await sub.fetch(batch=taken, timeout=FETCH_TIMEOUT)
+            except (TimeoutError, NatsTimeoutError):
+                pass
+            except Exception as exc:  # connection trouble: the client reconnects by itself
+                log.warning("fetch failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(FETCH_TIMEOUT)
+            finally:
+                for _ in range(taken - len(msgs)):
+                    self._slots.release()
+            for msg in msgs:
+                task = asyncio.create_task(self.handle(msg))
+                self._in_flight.add(task)
+                task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._slots.release()
 
     async def handle(self, msg: Msg) -> None:
         try:
-            event, payload = self.validate(msg)
+            handler, event, payload = self.validate(msg)
         except InvalidEvent as invalid:
             await self._dead_letter(msg, invalid)
             return
         try:
-            await store_birth_registration(self.registry, event, payload, msg.subject)
-            await self.starter.start_birth(BirthCase(registration_number=payload.registration_number,
-                                                     province_code=payload.province_code))
+            await handler.handle(event, payload, msg.subject)
+        except InvalidEvent as invalid:  # e.g. the registry has no such citizen
+            await self._dead_letter(msg, invalid)
+            return
         except Exception as exc:
             deliveries = msg.metadata.num_delivered or 1
             delay = backoff_seconds(deliveries, self.settings.bridge_max_backoff_seconds)
@@ -104,30 +158,50 @@ class BirthEventBridge:
         await msg.ack()
         self.processed += 1
 
-    def validate(self, msg: Msg) -> tuple[CloudEvent, BirthRegistered]:
-        event, payload = parse_birth_event(msg.data)
-        subject_province = msg.subject.split(".")[1] if msg.subject.count(".") >= 2 else None
-        if subject_province != payload.province_code:
-            raise InvalidEvent([f"subject: province '{subject_province}' in subject {msg.subject} differs from "
-                                f"data.province_code '{payload.province_code}'"])
-        return event, payload
+    def validate(self, msg: Msg) -> tuple[EventHandler, CloudEvent, Any]:
+        """The event's handler, envelope and typed payload; InvalidEvent with every reason otherwise."""
+        document = decode_event(msg.data)
+        event_type = document.get("type")
+        handler = self.handlers.get(event_type) if isinstance(event_type, str) else None
+        if handler is None:
+            _, reasons = envelope_reasons(document)
+            if isinstance(event_type, str) and event_type:
+                reasons.append(_reason("envelope.type", f"no handler for event type {_echo(event_type)}"))
+            raise InvalidEvent(reasons or [_reason("envelope.type", "is required")])
+        event, payload = handler.parse(document)
+        tokens = msg.subject.split(".")
+        if len(tokens) != 3:
+            raise InvalidEvent(_reason("subject", f"{msg.subject} is not <domain>.<province>.<event>"))
+        domain, province, last = tokens
+        reasons = []
+        if province != payload.province_code:
+            reasons.append(_reason("subject", f"province '{province}' in subject {msg.subject} differs from "
+                                              f"data.province_code '{payload.province_code}'"))
+        expected = f"{handler.subject_domain}.<province>.{handler.subject_event}"
+        if (domain, last) != (handler.subject_domain, handler.subject_event):
+            reasons.append(_reason("subject", f"{msg.subject} is not a subject for {handler.event_type} events "
+                                              f"(expected {expected})"))
+        if reasons:
+            raise InvalidEvent(reasons)
+        return handler, event, payload
 
     async def _dead_letter(self, msg: Msg, invalid: InvalidEvent) -> None:
-        seq = msg.metadata.sequence.stream if msg.metadata and msg.metadata.sequence else 0
+        meta = msg.metadata
+        seq = meta.sequence.stream if meta and meta.sequence else 0
+        stream = meta.stream if meta and meta.stream else "unknown"
         headers = {
             REASON_HEADER: str(invalid)[:4000],
             ORIGINAL_SUBJECT_HEADER: msg.subject,
             ORIGINAL_SEQUENCE_HEADER: str(seq),
-            "Nats-Msg-Id": f"dlq-{self.settings.civil_stream}-{seq}",
+            "Nats-Msg-Id": f"dlq-{stream}-{seq}",
         }
         try:
             await self.js.publish(f"{DLQ_PREFIX}.{msg.subject}", msg.data, headers=headers,
                                   stream=self.settings.dlq_stream)
         except Exception as exc:
             log.warning("dead-letter publish failed (%s); event kept for redelivery", type(exc).__name__)
-            await msg.nak(delay=backoff_seconds(msg.metadata.num_delivered or 1,
-                                                self.settings.bridge_max_backoff_seconds))
+            await msg.nak(delay=backoff_seconds(meta.num_delivered or 1, self.settings.bridge_max_backoff_seconds))
             return
-        log.warning("dead-lettered stream seq %d on %s: %s", seq, msg.subject, invalid)
+        log.warning("dead-lettered %s seq %d on %s: %s", stream, seq, msg.subject, invalid)
         await msg.term()
         self.dead_lettered += 1

@@ -1,4 +1,8 @@
-"""JetStream streams: civil events in, dead letters kept, notices out to the app gateway."""
+"""JetStream streams: civil and health events in, dead letters kept, notices out to the app gateway.
+
+Also where an event goes: the subject for an event type (what a producer publishes on) and the stream that
+holds a subject.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,18 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from events.birth_registered import BIRTH_REGISTERED, BIRTH_SUBJECT_EVENT
+from events.envelope import civil_subject, health_subject
+from events.vaccination_administered import VACCINATION_ADMINISTERED, VACCINATION_SUBJECT_EVENT
 from infra.settings import Settings
 
 CIVIL_SUBJECTS = "civil.>"
+HEALTH_SUBJECTS = "health.>"
 DLQ_PREFIX = "dlq"
 NOTIFY_PREFIX = "notify"
+
+UNKNOWN_TYPE_EVENT = "unknown_event_type"
+"""Last subject token for an event whose type no handler knows: it is dead-lettered with the reason."""
 
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
@@ -19,6 +30,9 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
         StreamConfig(name=settings.civil_stream, subjects=[CIVIL_SUBJECTS], storage=StorageType.FILE,
                      retention=RetentionPolicy.LIMITS, duplicate_window=window, discard=DiscardPolicy.OLD,
                      description="Civil-status events (CloudEvents 1.0), civil.<province>.<event>"),
+        StreamConfig(name=settings.health_stream, subjects=[HEALTH_SUBJECTS], storage=StorageType.FILE,
+                     retention=RetentionPolicy.LIMITS, duplicate_window=window, discard=DiscardPolicy.OLD,
+                     description="Health events (CloudEvents 1.0), health.<province>.<event>"),
         StreamConfig(name=settings.dlq_stream, subjects=[f"{DLQ_PREFIX}.>"], storage=StorageType.FILE,
                      retention=RetentionPolicy.LIMITS, duplicate_window=window,
                      description="Events that failed validation: original bytes + Dead-Letter-Reason header"),
@@ -26,6 +40,26 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
                      retention=RetentionPolicy.LIMITS, duplicate_window=window,
                      description="Notices delivered to citizens' in-app inboxes, for the app gateway"),
     ]
+
+
+def subject_for(event_type: object, province_code: str) -> str:
+    """The subject a producer publishes an event of ``event_type`` on; an unknown type goes to the civil stream."""
+    if event_type == BIRTH_REGISTERED:
+        return civil_subject(province_code, BIRTH_SUBJECT_EVENT)
+    if event_type == VACCINATION_ADMINISTERED:
+        return health_subject(province_code, VACCINATION_SUBJECT_EVENT)
+    return civil_subject(province_code, UNKNOWN_TYPE_EVENT)
+
+
+def stream_for(settings: Settings, subject: str) -> str:
+    """The stream that holds ``subject``."""
+    if subject.startswith("health."):
+        return settings.health_stream
+    if subject.startswith(f"{DLQ_PREFIX}."):
+        return settings.dlq_stream
+    if subject.startswith(f"{NOTIFY_PREFIX}."):
+        return settings.notify_stream
+    return settings.civil_stream
 
 
 async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:

@@ -29,10 +29,12 @@ class Settings(BaseSettings):
     nats_port: int = Field(default=4222, alias="NATS_PORT")
     nats_url_override: str | None = Field(default=None, alias="NATS_URL")
     civil_stream: str = Field(default="CIVIL", alias="NATS_CIVIL_STREAM")
+    health_stream: str = Field(default="HEALTH", alias="NATS_HEALTH_STREAM")
     dlq_stream: str = Field(default="CIVIL_DLQ", alias="NATS_DLQ_STREAM")
     notify_stream: str = Field(default="NOTIFY", alias="NATS_NOTIFY_STREAM")
     dedupe_window_seconds: int = Field(default=2 * 60 * 60, alias="NATS_DEDUPE_WINDOW_SECONDS")
-    bridge_durable: str = Field(default="birth-bridge", alias="BRIDGE_DURABLE")
+    bridge_civil_durable: str = Field(default="civil-events", alias="BRIDGE_CIVIL_DURABLE")
+    bridge_health_durable: str = Field(default="health-events", alias="BRIDGE_HEALTH_DURABLE")
     bridge_concurrency: int = Field(default=8, ge=1, le=256, alias="BRIDGE_CONCURRENCY")
     bridge_max_backoff_seconds: float = Field(default=30.0, alias="BRIDGE_MAX_BACKOFF_SECONDS")
 

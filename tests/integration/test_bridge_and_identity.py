@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 import rules
 from activities.identity import RegistryIdentityAgency
-from events.bridge import BirthEventBridge
+from events.birth_registered import BirthHandler
+from events.bridge import EventBridge
 from events.streams import ensure_streams
 from infra.settings import Settings
 from infra.stack import EmbeddedStack, free_port
@@ -53,7 +54,7 @@ async def own_nats(settings: Settings, service: Any, tmp_path: Any) -> AsyncIter
 
     own = Settings(LIFEEVENTS_DATA_DIR=tmp_path, NATS_PORT=free_port(), NATS_URL=None,
                    DATABASE_URL=settings.database_url, TEMPORAL_ADDRESS=settings.temporal_address,
-                   BRIDGE_MAX_BACKOFF_SECONDS=0.2, BRIDGE_CONCURRENCY=4, BRIDGE_DURABLE="bridge-under-test")
+                   BRIDGE_MAX_BACKOFF_SECONDS=0.2, BRIDGE_CONCURRENCY=4, BRIDGE_CIVIL_DURABLE="bridge-under-test")
     stack = EmbeddedStack(own, headless_ui=True)
     stack.start()
     nc = await worker.connect_nats(own)
@@ -69,7 +70,7 @@ async def own_nats(settings: Settings, service: Any, tmp_path: Any) -> AsyncIter
 async def test_unavailable_downstream_naks_and_redelivers_nothing_lost(own_nats: Any, service: Any) -> None:
     own, js = own_nats
     starter = ScriptedStarter(failures=3)
-    bridge = BirthEventBridge(js, service.registry, starter, own)
+    bridge = EventBridge(js, [BirthHandler(service.registry, starter)], own)
     stop = asyncio.Event()
     runner = asyncio.create_task(bridge.run(stop))
     reg, raw = birth_event(30)
@@ -82,14 +83,14 @@ async def test_unavailable_downstream_naks_and_redelivers_nothing_lost(own_nats:
     stop.set()
     await runner
     assert starter.calls == [reg] * 4 and bridge.retried == 3 and bridge.processed == 1
-    info = await js.consumer_info(own.civil_stream, own.bridge_durable)
+    info = await js.consumer_info(own.civil_stream, own.bridge_civil_durable)
     assert info.num_ack_pending == 0 and info.num_pending == 0
 
 
 async def test_stop_drains_in_flight_events_before_returning(own_nats: Any, service: Any) -> None:
     own, js = own_nats
     starter = ScriptedStarter(hold=True)
-    bridge = BirthEventBridge(js, service.registry, starter, own)
+    bridge = EventBridge(js, [BirthHandler(service.registry, starter)], own)
     stop = asyncio.Event()
     runner = asyncio.create_task(bridge.run(stop))
     events = [birth_event(40 + n) for n in range(3)]
@@ -105,7 +106,7 @@ async def test_stop_drains_in_flight_events_before_returning(own_nats: Any, serv
     starter.release.set()
     await asyncio.wait_for(runner, timeout=30)
     assert sorted(starter.started) == sorted(reg for reg, _ in events)
-    info = await js.consumer_info(own.civil_stream, own.bridge_durable)
+    info = await js.consumer_info(own.civil_stream, own.bridge_civil_durable)
     assert info.num_ack_pending == 0 and info.num_pending == 0 and info.num_redelivered == 0
 
 

@@ -31,7 +31,8 @@ async def test_sigterm_stops_worker_and_bridge_cleanly(settings: Settings, servi
 async def _run_and_terminate(settings: Settings, nats_url: str) -> None:
     env = {**os.environ, "TEMPORAL_ADDRESS": settings.temporal_address, "NATS_URL": nats_url,
            "DATABASE_URL": settings.database_url, "TEMPORAL_TASK_QUEUE": "life-events-sigterm-test",
-           "BRIDGE_DURABLE": "bridge-sigterm-test"}
+           "BRIDGE_CIVIL_DURABLE": "civil-sigterm-test",
+           "BRIDGE_HEALTH_DURABLE": "health-sigterm-test"}
     proc = await asyncio.create_subprocess_exec(sys.executable, str(PROJECT_ROOT / "worker.py"), env=env,
                                                 cwd=PROJECT_ROOT, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
