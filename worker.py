@@ -24,7 +24,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities import civil, education, health, identity, insurance, notification, residence
+from activities import civil, education, health, identity, insurance, lifecycle, notification, residence
 from activities.common import agency_activity
 from events.birth_registered import BirthHandler
 from events.bridge import EventBridge
@@ -35,11 +35,12 @@ from registry.db import Registry, make_engine
 from registry.vaccinations import RegistryVaccinationRecords
 from workflows.birth import BirthRegistrationWorkflow
 from workflows.client import TemporalBirthStarter
+from workflows.lifecycle import CitizenLifecycleWorkflow
 from workflows.lifecycle_client import TemporalLifecycles
 
 log = logging.getLogger("lifeevents.worker")
 
-WORKFLOWS = [BirthRegistrationWorkflow]
+WORKFLOWS = [BirthRegistrationWorkflow, CitizenLifecycleWorkflow]
 
 
 async def connect_temporal(settings: Settings) -> Client:
@@ -51,9 +52,12 @@ async def connect_nats(settings: Settings, name: str = "lifeevents") -> NatsClie
     return await nats.connect(settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
 
 
-def build_activities(registry: Registry, js: JetStreamContext) -> list[Any]:
+def build_activities(registry: Registry, js: JetStreamContext, lifecycles: TemporalLifecycles) -> list[Any]:
     """Each agency port with its built-in implementation; swap one here to call a real agency API."""
     gateway = notification.NatsNoticeGateway(js)
+    notices = notification.RegistryNotificationAgency(registry, gateway)
+    health_agency = health.RegistryHealthAgency(registry)
+    citizen = lifecycle.RegistryLifecycleAgency(registry, notices, lifecycle.NatsTaskGateway(js))
     return [
         agency_activity("record_birth", civil.AGENCY, civil.RegistryCivilRegistry(registry).record_birth),
         agency_activity("assign_personal_id", identity.AGENCY,
@@ -62,11 +66,14 @@ def build_activities(registry: Registry, js: JetStreamContext) -> list[Any]:
                         residence.RegistryResidenceAgency(registry).register_residence),
         agency_activity("issue_child_health_card", insurance.AGENCY,
                         insurance.RegistryInsuranceAgency(registry).issue_child_card),
-        agency_activity("plan_vaccinations", health.AGENCY, health.RegistryHealthAgency(registry).plan_vaccinations),
+        agency_activity("plan_vaccinations", health.AGENCY, health_agency.plan_vaccinations),
+        agency_activity("apply_dose_report", health.AGENCY, health_agency.apply_dose_report),
         agency_activity("add_to_school_forecast", education.AGENCY,
                         education.RegistryEducationAgency(registry).add_to_school_forecast),
-        agency_activity("notify_family", notification.AGENCY,
-                        notification.RegistryNotificationAgency(registry, gateway).notify_family),
+        agency_activity("notify_family", notification.AGENCY, notices.notify_family),
+        agency_activity("load_agenda", lifecycle.AGENCY, citizen.load_agenda),
+        agency_activity("act_on_agenda_item", lifecycle.AGENCY, citizen.act_on_agenda_item),
+        agency_activity("start_citizen_lifecycle", lifecycle.AGENCY, lifecycles.start_for_child),
     ]
 
 
@@ -80,7 +87,9 @@ class Service:
 
     def worker(self, **options: Any) -> Worker:
         return Worker(self.client, task_queue=self.settings.task_queue, workflows=WORKFLOWS,
-                      activities=build_activities(self.registry, self.js), **options)
+                      activities=build_activities(self.registry, self.js,
+                                                  TemporalLifecycles(self.client, self.settings.task_queue)),
+                      **options)
 
     def bridge(self) -> EventBridge:
         """One handler per event type; each port's built-in implementation is chosen here."""
