@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 
 import rules
 from events.models import encode_event, make_birth_event
+from events.vaccination_administered import VaccinationAdministered, make_vaccination_event
 from infra.settings import Settings
 from registry.models import (
     HealthInsuranceCard,
@@ -154,3 +155,60 @@ async def test_backfill_starts_a_lifecycle_for_citizens_born_before_the_system(s
     code, stdout, stderr = await cli(settings, *command)
     assert code == 0, stderr
     assert json.loads(stdout)["started"] == 0
+
+
+async def test_a_late_dose_reported_through_nats_replans_the_next_doses_once(settings: Settings,
+                                                                             service: Any) -> None:
+    today = rules.local_date(datetime.now(VN_TZ))
+    born = today - timedelta(days=75)  # DPT 1 was due at 2 months: reported two weeks late
+    reg = new_registration_number("V")
+    payload = synthetic_birth(family(15), registration_number=reg, date_of_birth=born, sex="male")
+    await publish_raw(settings, [encode_event(make_birth_event(payload))], progress=False)
+    lifecycle = service.client.get_workflow_handle(citizen_workflow_id((await wait_for_child(service, reg)).id))
+    await eventually(lambda: timeline_of(lifecycle), lambda t: any(e.state == "next" for e in t), within=60,
+                     what="lifecycle running")
+    child = await child_of(service, reg)
+    assert child.personal_id_number is not None
+
+    def report(event_id: str, given_on: date) -> bytes:
+        event = make_vaccination_event(VaccinationAdministered(
+            person_id_number=child.personal_id_number or "", vaccine="DPT_VGB_HIB", dose=1, administered_on=given_on,
+            health_station_code="TYT-LATE", province_code=payload.province_code), event_id=event_id,
+            source="urn:vn:health:station:TYT-LATE")
+        return encode_event(event)
+
+    first = report(str(uuid.uuid4()), today)
+    await publish_raw(settings, [first, first, report(str(uuid.uuid4()), today - timedelta(days=3))],
+                      progress=False)
+    timeline = await eventually(lambda: lifecycle.query(CitizenLifecycleWorkflow.timeline),
+                                lambda t: len([e for e in t if e.kind == "dose_reported"]) == 2, within=60,
+                                what="two distinct reports handled")
+    assert sorted(e.state for e in timeline if e.kind == "dose_reported") == ["done", "skipped"]
+    async with service.registry.unit_of_work() as session:
+        plan = {(d.vaccine, d.dose): d for d in (await session.scalars(
+            select(PlannedVaccination).where(PlannedVaccination.person_id == child.id))).all()}
+    assert plan[("DPT_VGB_HIB", 1)].administered_on == today  # the first report wins; the second changes nothing
+    assert plan[("DPT_VGB_HIB", 2)].due_date == rules.add_months(today, 1)
+    assert plan[("DPT_VGB_HIB", 3)].due_date == rules.add_months(rules.add_months(today, 1), 1)
+    assert plan[("OPV", 2)].due_date == rules.add_months(born, 3)  # other vaccines keep their dates
+    assert any(e.key == f"dose-due/{rules.add_months(today, 1)}" and "DPT_VGB_HIB 2" in e.summary
+               for e in timeline), "the re-planned dose has its own reminders"
+
+
+async def timeline_of(handle: Any) -> list[Any]:
+    try:
+        return list(await handle.query(CitizenLifecycleWorkflow.timeline))
+    except RPCError:  # not started yet
+        return []
+
+
+async def wait_for_child(service: Any, reg: str) -> Person:
+    async def probe() -> Person | None:
+        try:
+            return await child_of(service, reg)
+        except AssertionError:
+            return None
+
+    child = await eventually(probe, lambda c: c is not None, within=60, what="child recorded")
+    assert child is not None
+    return child
