@@ -24,3 +24,12 @@ def registry_for(settings: Settings) -> Registry:
 
 def print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def require_id_number(value: str) -> None:
+    """A well-formed personal ID number, or a CLI error naming the argument (never echoing the number)."""
+    import rules
+
+    problem = rules.personal_id_problem(value)
+    if problem:
+        raise CliError(f"ID_NUMBER: {problem}")

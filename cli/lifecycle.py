@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from cli.common import EXIT_NOT_FOUND, EXIT_OK, READER, CliError, print_json, registry_for
+from cli.common import EXIT_NOT_FOUND, EXIT_OK, READER, CliError, print_json, registry_for, require_id_number
 from infra.settings import Settings
 
 BACKFILL_BATCH = 500
@@ -68,11 +68,7 @@ async def load_timeline(settings: Settings, id_number: str) -> list[Any] | None:
 
 
 async def cmd_timeline(settings: Settings, args: argparse.Namespace) -> int:
-    import rules
-
-    problem = rules.personal_id_problem(args.id_number)
-    if problem:
-        raise CliError(f"ID_NUMBER: {problem}")
+    require_id_number(args.id_number)
     entries = await load_timeline(settings, args.id_number)
     if entries is None:
         raise CliError("ID_NUMBER: this citizen has no lifecycle yet (run `python starter.py backfill`)",

@@ -53,7 +53,7 @@ BEFORE_BIRTH: Final = "data.administered_on: is before the child's date of birth
 @cache
 def vaccine_codes() -> frozenset[str]:
     """Codes of the national immunization schedule (rules/data/vaccination_schedule.yaml)."""
-    return frozenset(dose.vaccine for dose in rules.vaccination_plan(date(2000, 1, 1)))
+    return frozenset(rules.vaccine_names())
 
 
 class VaccinationAdministered(Frozen):
