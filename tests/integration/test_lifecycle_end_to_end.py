@@ -212,3 +212,29 @@ async def wait_for_child(service: Any, reg: str) -> Person:
     child = await eventually(probe, lambda c: c is not None, within=60, what="child recorded")
     assert child is not None
     return child
+
+
+async def test_births_no_rule_can_serve_are_dead_lettered_without_the_date(settings: Settings,
+                                                                         service: Any) -> None:
+    from .test_birth_end_to_end import birth_event
+    from .test_vaccination_events import dead_letters
+
+    tomorrow = (rules.local_date(datetime.now(VN_TZ)) + timedelta(days=1)).isoformat()
+    raws: dict[str, bytes] = {}
+    for dob in ("1850-06-01", tomorrow):
+        _, raw = birth_event(16)
+        doc = json.loads(raw)
+        doc["data"]["child"]["date_of_birth"] = dob
+        raws[dob] = json.dumps(doc, ensure_ascii=False).encode()
+    await publish_raw(settings, list(raws.values()), progress=False)
+    entries = await eventually(lambda: dead_letters(service, settings),
+                               lambda d: all(r in d for r in raws.values()), within=30, what="both dead-lettered")
+    for dob, raw in raws.items():
+        _, reason = entries[raw]
+        assert "data.child.date_of_birth" in reason and dob not in reason, reason
+    async with service.registry.unit_of_work() as session:
+        regs = [json.loads(r)["data"]["registration_number"] for r in raws.values()]
+        from registry.models import BirthRegistration
+
+        assert not (await session.scalars(select(BirthRegistration.id).where(
+            BirthRegistration.registration_number.in_(regs)))).all()
