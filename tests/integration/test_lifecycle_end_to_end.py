@@ -17,6 +17,7 @@ from events.models import encode_event, make_birth_event
 from events.vaccination_administered import VaccinationAdministered, make_vaccination_event
 from infra.settings import Settings
 from registry.models import (
+    BirthRegistration,
     HealthInsuranceCard,
     InboxMessage,
     Notification,
@@ -33,8 +34,9 @@ from workflows.contracts import Stage
 from workflows.lifecycle import CitizenLifecycleWorkflow
 from workflows.lifecycle_client import citizen_workflow_id
 
-from .test_birth_end_to_end import child_of, new_registration_number
+from .test_birth_end_to_end import birth_event, child_of, new_registration_number
 from .test_cli import cli
+from .test_vaccination_events import dead_letters
 
 pytestmark = pytest.mark.integration
 
@@ -216,9 +218,6 @@ async def wait_for_child(service: Any, reg: str) -> Person:
 
 async def test_births_no_rule_can_serve_are_dead_lettered_without_the_date(settings: Settings,
                                                                          service: Any) -> None:
-    from .test_birth_end_to_end import birth_event
-    from .test_vaccination_events import dead_letters
-
     tomorrow = (rules.local_date(datetime.now(VN_TZ)) + timedelta(days=1)).isoformat()
     raws: dict[str, bytes] = {}
     for dob in ("1850-06-01", tomorrow):
@@ -234,7 +233,5 @@ async def test_births_no_rule_can_serve_are_dead_lettered_without_the_date(setti
         assert "data.child.date_of_birth" in reason and dob not in reason, reason
     async with service.registry.unit_of_work() as session:
         regs = [json.loads(r)["data"]["registration_number"] for r in raws.values()]
-        from registry.models import BirthRegistration
-
         assert not (await session.scalars(select(BirthRegistration.id).where(
             BirthRegistration.registration_number.in_(regs)))).all()
