@@ -256,8 +256,8 @@ def test_redelivery_delay_doubles_and_is_capped() -> None:
     (None, "civil.079.unknown_event_type", "CIVIL"),
 ])
 def test_publisher_chooses_subject_and_stream_by_type(event_type: str | None, subject: str, stream: str) -> None:
-    from events.streams import stream_for
     from cli.publishing import _subject_and_id
+    from events.streams import stream_for
 
     doc = {"id": "e-1", "type": event_type, "data": {"province_code": "079"}}
     assert _subject_and_id(doc, b"") == (subject, "e-1")
