@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from activities.common import log_access
 from registry.db import Registry
-from registry.models import Household, Person, ResidenceRegistration
+from registry.models import Household, Person, ResidencePeriod, ResidenceRegistration
 from workflows.contracts import ResidenceInput, ResidenceOutcome
 
 AGENCY = "residence"
@@ -58,9 +58,14 @@ class RegistryResidenceAgency:
                               else "no-household-on-record-for-parents")
                     return ResidenceOutcome(registered=False, attention_reason=reason)
 
-            await session.execute(
+            result = await session.execute(
                 insert(ResidenceRegistration)
                 .values(person_id=child.id, household_id=household_id, basis=basis, workflow_id=inp.workflow_id)
                 .on_conflict_do_nothing())
+            if result.rowcount:  # type: ignore[attr-defined]
+                session.add(ResidencePeriod(person_id=child.id, household_id=household_id,
+                                            valid_from=child.date_of_birth,
+                                            started_by="operator" if basis == "operator" else "birth",
+                                            workflow_id=inp.workflow_id))
             child.household_id = household_id
             return ResidenceOutcome(registered=True, household_id=household_id, basis=basis)

@@ -78,6 +78,52 @@ class Person(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     preferred_language: Mapped[str] = mapped_column(String(2), default="vi")
     created_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    status: Mapped[str] = mapped_column(String(10), default="alive", server_default="alive")  # alive | deceased
+    date_of_death: Mapped[date | None] = mapped_column(Date)
+
+
+class ResidencePeriod(Base):
+    """Residence as a history: one row per period a person lived in a household (open while `valid_to` is null)."""
+
+    __tablename__ = "residence_periods"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date)
+    started_by: Mapped[str] = mapped_column(String(20))  # birth | move | operator | backfill
+    ended_by: Mapped[str | None] = mapped_column(String(20))  # move | death
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class DeathRegistration(Base):
+    """What the civil-status office sent for a death; one per deceased person (a second record is a no-op)."""
+
+    __tablename__ = "death_registrations"
+    __table_args__ = (UniqueConstraint("province_code", "registration_number",
+                                       name="uq_death_registrations_province_number"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    registration_number: Mapped[str] = mapped_column(String(20))
+    province_code: Mapped[str] = mapped_column(String(3))
+    event_source: Mapped[str] = mapped_column(String(200))
+    event_id: Mapped[str] = mapped_column(String(200))
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), unique=True)
+    date_of_death: Mapped[date] = mapped_column(Date)
+    declarant_person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"))
+    payload: Mapped[dict[str, object]] = mapped_column(JSONType)
+    received_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class FuneralAllowance(Base):
+    """The funeral allowance recorded for the declarant of a death (Decree 63/2024 group 2), once per death."""
+
+    __tablename__ = "funeral_allowances"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    deceased_person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), unique=True)
+    declarant_person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"))
+    workflow_id: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
 
 
 class ReceivedEvent(Base):
@@ -132,6 +178,8 @@ class HealthInsuranceCard(Base):
     valid_from: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date] = mapped_column(Date)
     issued_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    closed_on: Mapped[date | None] = mapped_column(Date)
+    closed_reason: Mapped[str | None] = mapped_column(String(40))
 
 
 class PlannedVaccination(Base):
@@ -244,7 +292,8 @@ class DataAccess(Base):
 
 
 __all__ = [
-    "Address", "Base", "BirthRegistration", "DataAccess", "HealthInsuranceCard", "Household", "IdentityNumber",
+    "Address", "Base", "BirthRegistration", "DataAccess", "DeathRegistration", "FuneralAllowance",
+    "ResidencePeriod", "HealthInsuranceCard", "Household", "IdentityNumber",
     "HealthStationTask", "InboxMessage", "Notification", "Person", "PlannedVaccination", "ReceivedEvent",
     "ResidenceRegistration", "SchoolEntryForecast", "VaccinationReport",
 ]
