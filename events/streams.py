@@ -42,13 +42,19 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
     ]
 
 
+EVENT_SUBJECTS: dict[str, tuple[str, str]] = {
+    # CloudEvent type -> (first subject token, last subject token); one line per event type
+    BIRTH_REGISTERED: ("civil", BIRTH_SUBJECT_EVENT),
+    VACCINATION_ADMINISTERED: ("health", VACCINATION_SUBJECT_EVENT),
+    "vn.gov.civil.death.registered": ("civil", "death_registered"),
+}
+
+
 def subject_for(event_type: object, province_code: str) -> str:
     """The subject a producer publishes an event of ``event_type`` on; an unknown type goes to the civil stream."""
-    if event_type == BIRTH_REGISTERED:
-        return civil_subject(province_code, BIRTH_SUBJECT_EVENT)
-    if event_type == VACCINATION_ADMINISTERED:
-        return health_subject(province_code, VACCINATION_SUBJECT_EVENT)
-    return civil_subject(province_code, UNKNOWN_TYPE_EVENT)
+    domain, event = EVENT_SUBJECTS.get(event_type, ("civil", UNKNOWN_TYPE_EVENT)) if isinstance(event_type, str) \
+        else ("civil", UNKNOWN_TYPE_EVENT)
+    return health_subject(province_code, event) if domain == "health" else civil_subject(province_code, event)
 
 
 def stream_for(settings: Settings, subject: str) -> str:
