@@ -24,23 +24,26 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities import civil, education, health, identity, insurance, lifecycle, notification, residence
+from activities import civil, death, education, health, identity, insurance, lifecycle, notification, residence
 from activities.common import agency_activity
 from events.birth_registered import BirthHandler
 from events.bridge import EventBridge
+from events.death_registered import DeathHandler
 from events.streams import ensure_streams
 from events.vaccination_administered import VaccinationHandler
 from infra.settings import Settings
 from registry.db import Registry, make_engine
+from registry.deaths import RegistryDeathRecords
 from registry.vaccinations import RegistryVaccinationRecords
 from workflows.birth import BirthRegistrationWorkflow
-from workflows.client import TemporalBirthStarter
+from workflows.client import TemporalBirthStarter, TemporalDeathStarter
+from workflows.death import DeathRegistrationWorkflow
 from workflows.lifecycle import CitizenLifecycleWorkflow
 from workflows.lifecycle_client import TemporalLifecycles
 
 log = logging.getLogger("lifeevents.worker")
 
-WORKFLOWS = [BirthRegistrationWorkflow, CitizenLifecycleWorkflow]
+WORKFLOWS = [BirthRegistrationWorkflow, CitizenLifecycleWorkflow, DeathRegistrationWorkflow]
 
 
 async def connect_temporal(settings: Settings) -> Client:
@@ -58,6 +61,7 @@ def build_activities(registry: Registry, js: JetStreamContext, lifecycles: Tempo
     notices = notification.RegistryNotificationAgency(registry, gateway)
     health_agency = health.RegistryHealthAgency(registry)
     citizen = lifecycle.RegistryLifecycleAgency(registry, notices, lifecycle.NatsTaskGateway(js))
+    deaths = death.RegistryDeathAgencies(registry, notices)
     return [
         agency_activity("record_birth", civil.AGENCY, civil.RegistryCivilRegistry(registry).record_birth),
         agency_activity("assign_personal_id", identity.AGENCY,
@@ -74,6 +78,12 @@ def build_activities(registry: Registry, js: JetStreamContext, lifecycles: Tempo
         agency_activity("load_agenda", lifecycle.AGENCY, citizen.load_agenda),
         agency_activity("act_on_agenda_item", lifecycle.AGENCY, citizen.act_on_agenda_item),
         agency_activity("start_citizen_lifecycle", lifecycle.AGENCY, lifecycles.start_for_child),
+        agency_activity("record_death", death.AGENCY, deaths.record_death),
+        agency_activity("stop_citizen_lifecycle", lifecycle.AGENCY, lifecycles.stop_for_death),
+        agency_activity("deregister_residence", residence.AGENCY, deaths.deregister_residence),
+        agency_activity("close_health_insurance_card", insurance.AGENCY, deaths.close_health_insurance_card),
+        agency_activity("record_funeral_allowance", "social-welfare", deaths.record_funeral_allowance),
+        agency_activity("notify_death", notification.AGENCY, deaths.notify_death),
     ]
 
 
@@ -97,6 +107,7 @@ class Service:
         return EventBridge(self.js, [
             BirthHandler(self.registry, TemporalBirthStarter(self.client, queue)),
             VaccinationHandler(RegistryVaccinationRecords(self.registry), TemporalLifecycles(self.client, queue)),
+            DeathHandler(RegistryDeathRecords(self.registry), TemporalDeathStarter(self.client, queue)),
         ], self.settings)
 
 

@@ -104,6 +104,8 @@ class RegistryLifecycleAgency:
         context: dict[str, Any] = {}
         async with self.registry.unit_of_work() as session:
             person = await require_child(session, inp.person_id)
+            if person.status == "deceased":
+                return ActionOutcome(done=False, detail="the citizen's death is recorded: nothing is sent")
             still = await self._still_due(session, person, item, context)
         if not still:
             return ActionOutcome(done=False, detail="no longer due (given, re-planned or changed)")

@@ -9,6 +9,7 @@ already there and only repeats the idempotent delivery steps.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -37,6 +38,7 @@ from registry.models import (
 from workflows.contracts import NoticeInput, NoticeOutcome, Stage
 
 AGENCY = "notification"
+log = logging.getLogger("lifeevents.notification")
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "notices"
 LANGUAGES = ("vi", "en")
 
@@ -93,13 +95,21 @@ ADULT_AGE = 14
 """From this age the citizen receives their own notices too (the age of the mandatory identity card)."""
 
 
-async def recipients_of(session: AsyncSession, citizen: Person, on: date) -> list[tuple[uuid.UUID, str]]:
-    """Every parent on record, and the citizen once old enough (or when no parent is on record)."""
+AFTER_DEATH = frozenset({"death_registered"})
+"""The only notices about a citizen that still go out once their death is recorded."""
+
+
+async def recipients_of(session: AsyncSession, citizen: Person, on: date,
+                        declarant_id: uuid.UUID | None = None) -> list[tuple[uuid.UUID, str]]:
+    """Every living parent on record, and the citizen once old enough (or when no parent is on record); for a
+    deceased citizen, the parents and the declarant of the death instead."""
     out: list[tuple[uuid.UUID, str]] = []
-    for parent_id, role in ((citizen.mother_id, "mother"), (citizen.father_id, "father")):
-        if parent_id is not None and await session.get(Person, parent_id) is not None:
-            out.append((parent_id, role))
-    if not out or rules.add_months(citizen.date_of_birth, 12 * ADULT_AGE) <= on:
+    for parent_id, role in ((citizen.mother_id, "mother"), (citizen.father_id, "father"),
+                            (declarant_id, "declarant")):
+        parent = await session.get(Person, parent_id) if parent_id is not None else None
+        if parent is not None and parent.status != "deceased" and parent.id not in {p for p, _ in out}:
+            out.append((parent.id, role))
+    if citizen.status != "deceased" and (not out or rules.add_months(citizen.date_of_birth, 12 * ADULT_AGE) <= on):
         out.append((citizen.id, "citizen"))
     return out
 
@@ -118,16 +128,24 @@ class RegistryNotificationAgency:
                                   inp.workflow_id, context)
 
     async def deliver(self, key: str, citizen_id: uuid.UUID, kind: str, workflow_id: str,
-                      build_context: ContextBuilder, *, on: date | None = None) -> NoticeOutcome:
+                      build_context: ContextBuilder, *, on: date | None = None,
+                      declarant_id: uuid.UUID | None = None) -> NoticeOutcome:
         """Render the notice `kind` once under `key`, deliver it to every recipient's inbox and announce it.
 
         A retry finds the row already there and repeats only the idempotent delivery steps.
         """
         async with self.registry.unit_of_work() as session:
+            # FOR SHARE: a death being recorded waits for this send, and a send after it sees the death
+            citizen = await session.get(Person, citizen_id, with_for_update={"read": True})
+            if citizen is None:
+                citizen = await require_child(session, citizen_id)
+            if citizen.status == "deceased" and kind not in AFTER_DEATH:
+                log.info("notice %s not sent: the citizen's death is recorded", kind)
+                return NoticeOutcome(notification_id=None, newly_created=False)
             notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))
             newly = notice is None
-            citizen = await require_child(session, citizen_id)
-            recipients = await recipients_of(session, citizen, on or rules.local_date(datetime.now(UTC)))
+            recipients = await recipients_of(session, citizen, on or rules.local_date(datetime.now(UTC)),
+                                             declarant_id)
             if notice is None:
                 log_access(session, citizen=citizen.id, agency=AGENCY, purpose=f"notify family: {kind}",
                            workflow_id=workflow_id)
@@ -136,7 +154,7 @@ class RegistryNotificationAgency:
                 await session.execute(
                     insert(Notification)
                     .values(id=uuid.uuid4(), dedupe_key=key, citizen_person_id=citizen.id,
-                            recipient_person_id=recipients[0][0], stage=kind,
+                            recipient_person_id=recipients[0][0] if recipients else None, stage=kind,
                             language=citizen.preferred_language, subject=subject, body=body)
                     .on_conflict_do_nothing(index_elements=["dedupe_key"]))
                 notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))

@@ -11,14 +11,17 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from pydantic import BaseModel
 
 from events.birth_registered import BIRTH_DATASCHEMA, BIRTH_REGISTERED, BIRTH_SUBJECT_EVENT, BirthRegistered
+from events.death_registered import DEATH_DATASCHEMA, DEATH_REGISTERED, DEATH_SUBJECT_EVENT, DeathRegistered
 from events.envelope import CLOUDEVENT_SCHEMA_ID, CloudEvent
 from events.vaccination_administered import (
     VACCINATION_ADMINISTERED,
@@ -41,6 +44,60 @@ JSON_SCHEMA_DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 ASYNCAPI_VERSION: Final = "3.0.0"
 API_VERSION: Final = "1.0.0"
 COMPONENT_SCHEMAS: Final = "#/components/schemas/"
+
+
+@dataclass(frozen=True)
+class EventContract:
+    """One event type the service consumes: its payload model and how it is published and handled."""
+
+    name: str  # component name, e.g. "BirthRegistered"
+    event_type: str
+    dataschema: str
+    model: type[BaseModel]
+    domain: str  # first subject token: civil | health
+    subject_event: str  # last subject token
+    title: str  # e.g. "Registered births"
+    summary: str  # one sentence: what one message means
+    handling: str  # what the consumer does with it
+    subject: dict[str, Any] | None = None  # the CloudEvents `subject` attribute, if the event sets it
+
+    @property
+    def schema_path(self) -> str:
+        return f"{SCHEMA_DIR}/{self.subject_event}.schema.json"
+
+    @property
+    def channel(self) -> str:
+        return f"{self.domain}{''.join(w.title() for w in self.subject_event.split('_'))}"
+
+    def payload_schema(self) -> dict[str, Any]:
+        label = re.sub(r"(?<!^)([A-Z])", r" \1", self.name).capitalize()  # "BirthRegistered" -> "Birth registered"
+        return _payload_schema(self.model, self.dataschema, f"{label} (data of {self.event_type})")
+
+
+CONTRACTS: Final[list[EventContract]] = [
+    EventContract(
+        "BirthRegistered", BIRTH_REGISTERED, BIRTH_DATASCHEMA, BirthRegistered, "civil", BIRTH_SUBJECT_EVENT,
+        "Registered births", "A civil-status office registered a birth.",
+        "A valid event is stored in the registry (idempotent by event id), the birth-registration workflow is "
+        "started (id birth-<registration number>), then the message is acked.",
+        {"type": "string", "description": "The registration number (same as data.registration_number)."}),
+    EventContract(
+        "VaccinationAdministered", VACCINATION_ADMINISTERED, VACCINATION_DATASCHEMA, VaccinationAdministered,
+        "health", VACCINATION_SUBJECT_EVENT, "Administered vaccinations",
+        "A health station gave a child a dose of a vaccine.",
+        "The child is found in the registry by personal ID number (unknown or deceased: deadLetter), the dose "
+        "report is kept once per event (source + id), and the citizen's lifecycle workflow (id citizen-<person "
+        "uuid>) is signalled with the report id, started first if needed; a redelivered event signals again with "
+        "the same report id."),
+    EventContract(
+        "DeathRegistered", DEATH_REGISTERED, DEATH_DATASCHEMA, DeathRegistered, "civil", DEATH_SUBJECT_EVENT,
+        "Registered deaths", "A civil-status office registered a death.",
+        "The deceased is found by personal ID number and name (unknown, mismatched, or already recorded dead on "
+        "another date: deadLetter); the registration is kept once per person and DeathRegistrationWorkflow "
+        "(id death-<person uuid>) is started: the person is marked deceased, the lifecycle stopped, residence "
+        "deregistered, the card closed, the funeral allowance recorded and the family told once.",
+        {"type": "string", "description": "The death registration number (same as data.registration_number)."}),
+]
 
 
 def _dump(document: dict[str, Any]) -> str:
@@ -134,8 +191,9 @@ def _event_message(name: str, title: str, summary: str) -> dict[str, Any]:
                 "Nats-Msg-Id": {
                     "type": "string",
                     "description": (
-                        "The CloudEvent id: JetStream drops a duplicate published within the stream's duplicate "
-                        "window."
+                        "First 32 hex digits of SHA-256(CloudEvent source, NUL, id): CloudEvents makes only source "
+                        "+ id unique, so two producers may use the same ids. JetStream drops a duplicate published "
+                        "within the stream's duplicate window."
                     ),
                 }
             },
@@ -165,14 +223,9 @@ def asyncapi_document() -> dict[str, Any]:
     """AsyncAPI 3.0 description of the events the service consumes and the dead letters it keeps."""
     schemas: dict[str, Any] = {}
     _as_component(cloudevent_schema(), "CloudEvent", schemas)
-    _as_component(birth_registered_schema(), "BirthRegistered", schemas)
-    _as_component(vaccination_administered_schema(), "VaccinationAdministered", schemas)
-    schemas["BirthRegisteredEvent"] = _event_schema(
-        "Birth registered event", BIRTH_REGISTERED, BIRTH_DATASCHEMA, "BirthRegistered",
-        {"type": "string", "description": "The registration number (same as data.registration_number)."})
-    schemas["VaccinationAdministeredEvent"] = _event_schema(
-        "Vaccination administered event", VACCINATION_ADMINISTERED, VACCINATION_DATASCHEMA,
-        "VaccinationAdministered", None)
+    for c in CONTRACTS:
+        _as_component(c.payload_schema(), c.name, schemas)
+        schemas[f"{c.name}Event"] = _event_schema(f"{c.title} event", c.event_type, c.dataschema, c.name, c.subject)
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "id": "urn:lifeevents:asyncapi:civil-events",
@@ -196,13 +249,20 @@ def asyncapi_document() -> dict[str, Any]:
             }
         },
         "channels": {
-            "civilBirthRegistered": _event_channel(
-                f"civil.{{province}}.{BIRTH_SUBJECT_EVENT}", "Registered births",
-                "Stream CIVIL. One message per registered birth.", "BirthRegistered"),
-            "healthVaccinationAdministered": _event_channel(
-                f"health.{{province}}.{VACCINATION_SUBJECT_EVENT}", "Administered vaccinations",
-                "Stream HEALTH. One message per dose a health station gave to a child.",
-                "VaccinationAdministered"),
+            **{c.channel: _event_channel(f"{c.domain}.{{province}}.{c.subject_event}", c.title,
+                                         f"Stream {c.domain.upper()}. {c.summary}", c.name) for c in CONTRACTS},
+            "notices": {
+                "address": "notify.inbox.{citizen}",
+                "title": "Notices to citizens",
+                "description": (
+                    "Stream NOTIFY. One message per notice delivered to a citizen's in-app inbox (after a birth "
+                    "stage, a lifecycle reminder, a death), for the app gateway; Nats-Msg-Id is the notice's "
+                    "dedupe key, so a notice is announced once."
+                ),
+                "parameters": {"citizen": {"description": "Registry UUID of the citizen the notice is about."}},
+                "servers": [{"$ref": "#/servers/nats"}],
+                "messages": {"Notice": {"$ref": "#/components/messages/Notice"}},
+            },
             "deadLetter": {
                 "address": "dlq.{domain}.{province}.{event}",
                 "title": "Dead letters",
@@ -217,7 +277,7 @@ def asyncapi_document() -> dict[str, Any]:
                     "province": PROVINCE_PARAMETER,
                     "event": {
                         "description": "Last token of the original subject.",
-                        "examples": [BIRTH_SUBJECT_EVENT, VACCINATION_SUBJECT_EVENT],
+                        "examples": [c.subject_event for c in CONTRACTS],
                     },
                 },
                 "servers": [{"$ref": "#/servers/nats"}],
@@ -225,32 +285,20 @@ def asyncapi_document() -> dict[str, Any]:
             },
         },
         "operations": {
-            "receiveBirthRegistered": {
+            **{f"receive{c.name}": {
                 "action": "receive",
-                "title": "Consume registered births",
-                "description": (
-                    "Durable pull consumer. A valid event is stored in the registry (idempotent by event id), "
-                    "the birth-registration workflow is started or signalled (id birth-<registration "
-                    "number>), then the message is acked. An invalid event goes to deadLetter. When Temporal "
-                    "or the database is down the message is nak'ed with backoff and redelivered."
-                ),
-                "channel": {"$ref": "#/channels/civilBirthRegistered"},
-                "messages": [{"$ref": "#/channels/civilBirthRegistered/messages/BirthRegistered"}],
-            },
-            "receiveVaccinationAdministered": {
-                "action": "receive",
-                "title": "Consume administered vaccinations",
-                "description": (
-                    "Durable pull consumer. The child is found in the registry by personal ID number (unknown: "
-                    "deadLetter), the dose report is kept once per event (source + id), and the citizen's "
-                    "lifecycle workflow (id citizen-<person uuid>) is signalled with the report id, started "
-                    "first if needed; a redelivered event signals again with the same report id. When Temporal "
-                    "or the database is down the message is nak'ed with backoff and redelivered."
-                ),
-                "channel": {"$ref": "#/channels/healthVaccinationAdministered"},
-                "messages": [
-                    {"$ref": "#/channels/healthVaccinationAdministered/messages/VaccinationAdministered"}
-                ],
+                "title": f"Consume {c.title.lower()}",
+                "description": (f"Durable pull consumer. {c.handling} An invalid event goes to deadLetter. When "
+                                "Temporal or the database is down the message is nak'ed with backoff and "
+                                "redelivered."),
+                "channel": {"$ref": f"#/channels/{c.channel}"},
+                "messages": [{"$ref": f"#/channels/{c.channel}/messages/{c.name}"}],
+            } for c in CONTRACTS},
+            "sendNotice": {
+                "action": "send",
+                "title": "Announce a delivered notice",
+                "channel": {"$ref": "#/channels/notices"},
+                "messages": [{"$ref": "#/channels/notices/messages/Notice"}],
             },
             "sendDeadLetter": {
                 "action": "send",
@@ -262,10 +310,25 @@ def asyncapi_document() -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "messages": {
-                "BirthRegistered": _event_message("BirthRegistered", "Birth registered",
-                                                  "A civil-status office registered a birth."),
-                "VaccinationAdministered": _event_message("VaccinationAdministered", "Vaccination administered",
-                                                          "A health station gave a child a dose of a vaccine."),
+                **{c.name: _event_message(c.name, c.title, c.summary) for c in CONTRACTS},
+                "Notice": {
+                    "name": "Notice",
+                    "title": "Notice delivered",
+                    "contentType": "application/json",
+                    "payload": {
+                        "type": "object",
+                        "properties": {
+                            "notification_id": {"type": "string", "format": "uuid"},
+                            "citizen": {"type": "string", "format": "uuid"},
+                            "recipient": {"type": ["string", "null"], "format": "uuid"},
+                            "stage": {"type": "string", "description": "Birth stage or lifecycle item kind."},
+                            "language": {"type": "string"},
+                            "subject": {"type": "string"},
+                            "body": {"type": "string"},
+                        },
+                        "required": ["notification_id", "citizen", "stage"],
+                    },
+                },
                 "DeadLetter": {
                     "name": "DeadLetter",
                     "title": "Dead letter",
@@ -302,8 +365,7 @@ def asyncapi_document() -> dict[str, Any]:
 def render_all() -> dict[str, str]:
     """Every generated file: path relative to the project root -> file text."""
     return {
-        BIRTH_SCHEMA_PATH: _dump(birth_registered_schema()),
-        VACCINATION_SCHEMA_PATH: _dump(vaccination_administered_schema()),
+        **{c.schema_path: _dump(c.payload_schema()) for c in CONTRACTS},
         CLOUDEVENT_SCHEMA_PATH: _dump(cloudevent_schema()),
         ASYNCAPI_PATH: _dump(asyncapi_document()),
     }

@@ -48,6 +48,7 @@ DEFAULT_HEALTH_SOURCE: Final = "urn:vn:health:station"
 
 UNKNOWN_CITIZEN: Final = "data.person_id_number: no citizen with this personal ID number"
 BEFORE_BIRTH: Final = "data.administered_on: is before the child's date of birth"
+DECEASED: Final = "data.person_id_number: the citizen's death is recorded; the report is kept here, not applied"
 
 
 @cache
@@ -141,6 +142,8 @@ class VaccinationHandler:
             raise InvalidEvent(UNKNOWN_CITIZEN)
         if payload.administered_on < citizen.date_of_birth:
             raise InvalidEvent(BEFORE_BIRTH)
+        if citizen.deceased:  # the lifecycle has ended: nothing to re-plan, nothing to remind
+            raise InvalidEvent(DECEASED)
         report_id = await self.records.store_report(event, payload, citizen,
                                                     citizen_workflow_id(citizen.person_id))
         await self.lifecycles.dose_reported(citizen.person_id, report_id)

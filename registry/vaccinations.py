@@ -25,6 +25,7 @@ PURPOSE = "match a reported vaccination dose to the citizen"
 class Citizen:
     person_id: uuid.UUID
     date_of_birth: date
+    deceased: bool = False
 
 
 class RegistryVaccinationRecords:
@@ -33,9 +34,10 @@ class RegistryVaccinationRecords:
 
     async def find_citizen(self, personal_id_number: str) -> Citizen | None:
         async with self.registry.unit_of_work() as session:
-            row = (await session.execute(select(Person.id, Person.date_of_birth)
+            row = (await session.execute(select(Person.id, Person.date_of_birth, Person.status)
                                          .where(Person.personal_id_number == personal_id_number))).first()
-        return None if row is None else Citizen(person_id=row[0], date_of_birth=row[1])
+        return None if row is None else Citizen(person_id=row[0], date_of_birth=row[1],
+                                                deceased=row[2] == "deceased")
 
     async def store_report(self, event: CloudEvent, payload: VaccinationAdministered, citizen: Citizen,
                            workflow_id: str) -> uuid.UUID:

@@ -90,7 +90,8 @@ class NoticeInput(ChildRef):
 
 
 class NoticeOutcome(_Ref):
-    notification_id: uuid.UUID
+    notification_id: uuid.UUID | None
+    """None when no notice was sent (the citizen has died: nothing but the death notice goes out)."""
     newly_created: bool
 
 
@@ -190,3 +191,29 @@ class LifecycleInput(_Ref):
     """What earlier runs did (kept for the `timeline` query)."""
     pending_reports: list[uuid.UUID] = []
     """Dose reports signalled but not yet applied when the previous run ended."""
+
+
+# ---- death ---------------------------------------------------------------------------------------------------
+
+
+class DeathCase(_Ref):
+    """Workflow input: whose death was registered (the registration itself is in the registry)."""
+
+    person_id: uuid.UUID
+    province_code: str
+
+
+class DeathStep(_Ref):
+    person_id: uuid.UUID
+    workflow_id: str
+
+
+class DeathStepDone(_Ref):
+    newly_done: bool
+    detail: str | None = None
+    """What was done, or why nothing was (e.g. `no open residence period`); no personal data."""
+
+
+class DeathOutcome(_Ref):
+    person_id: uuid.UUID
+    steps: dict[str, str]

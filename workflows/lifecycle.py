@@ -55,6 +55,7 @@ class CitizenLifecycleWorkflow:
         self._past: list[TimelineEntry] = []
         self._reports: list[uuid.UUID] = []
         self._seen_reports: set[uuid.UUID] = set()
+        self._died = False
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> None:
@@ -69,6 +70,11 @@ class CitizenLifecycleWorkflow:
         workflow.upsert_search_attributes([LIFE_EVENT.value_set("lifecycle"), STAGE.value_set(agenda.stage)])
 
         while True:
+            if self._died:  # the death is recorded: the lifecycle ends here, nothing more is sent
+                self._past.append(TimelineEntry(on=workflow.now().date(), key="ended/death", kind="ended",
+                                                summary="lifecycle ended: death recorded", state="done"))
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return
             if self._reports:
                 await self._apply_reports(inp, wf_id)
                 agenda = await self._load(inp, wf_id, started_on)
@@ -79,6 +85,8 @@ class CitizenLifecycleWorkflow:
             due = [i for i in pending if i.at <= now]
             if due:
                 for item in due:
+                    if self._died:
+                        break
                     await self._act(item, wf_id, inp)
                 continue
             stage_over = agenda.stage_ends_at is not None and agenda.stage_ends_at <= now
@@ -88,7 +96,8 @@ class CitizenLifecycleWorkflow:
                                                         past=self._past, pending_reports=self._reports))
             wake = min([t for t in (pending[0].at if pending else None, agenda.stage_ends_at, run_ends) if t])
             with contextlib.suppress(asyncio.TimeoutError):  # woken by the timer, not by a report
-                await workflow.wait_condition(lambda: bool(self._reports), timeout=max(wake - now, timedelta(0)))
+                await workflow.wait_condition(lambda: bool(self._reports) or self._died,
+                                              timeout=max(wake - now, timedelta(0)))
 
     async def _load(self, inp: LifecycleInput, wf_id: str, started_on: date | None = None) -> Agenda:
         agenda: Agenda = await workflow.execute_activity(
@@ -128,11 +137,16 @@ class CitizenLifecycleWorkflow:
         """The health station reported a dose (the report is in the registry); the same report is applied once."""
         self._on_report(signal.report_id)
 
+    @workflow.signal
+    def citizen_died(self) -> None:
+        """The citizen's death is recorded (by DeathRegistrationWorkflow): stop at once."""
+        self._died = True
+
     @workflow.query
     def timeline(self) -> list[TimelineEntry]:
         """What happened (done / skipped), and what is next (the first pending item) and planned, with dates."""
         done = {e.key for e in self._past}
-        upcoming = [i for i in (self._agenda.items if self._agenda else []) if i.key not in done]
+        upcoming = [] if self._died else [i for i in (self._agenda.items if self._agenda else []) if i.key not in done]
         return [*self._past, *(TimelineEntry(on=i.on, key=i.key, kind=i.kind, summary=i.summary,
                                              state="next" if n == 0 else "planned")
                                for n, i in enumerate(upcoming))]

@@ -13,9 +13,10 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from infra.search_attributes import LIFE_EVENT, NEEDS_ATTENTION
-from workflows.contracts import ChildRef, DoseReported, LifecycleInput, StepDone
+from workflows.contracts import ChildRef, DeathStep, DeathStepDone, DoseReported, LifecycleInput, StepDone
 
 LIFECYCLE_WORKFLOW = "CitizenLifecycleWorkflow"
 DOSE_REPORTED_SIGNAL = "dose_reported"
@@ -52,6 +53,11 @@ class TemporalLifecycles:
         """The `start_citizen_lifecycle` activity: the birth fan-out hands the child over to its lifecycle."""
         return StepDone(newly_done=await self.start(inp.child_person_id))
 
+    async def stop_for_death(self, inp: DeathStep) -> DeathStepDone:
+        """The `stop_citizen_lifecycle` activity of DeathRegistrationWorkflow."""
+        stopped = await stop_lifecycle(self.client, inp.person_id)
+        return DeathStepDone(newly_done=stopped, detail="lifecycle stopped" if stopped else "no lifecycle running")
+
     async def dose_reported(self, person_id: uuid.UUID, report_id: uuid.UUID) -> None:
         """Signal the lifecycle that a dose was reported, starting it first if the citizen has none yet."""
         await self.client.start_workflow(
@@ -73,3 +79,18 @@ async def history_lengths(client: Client, handle: WorkflowHandle[Any, Any]) -> l
         run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
                   if last.HasField("workflow_execution_continued_as_new_event_attributes") else None)
     return lengths
+
+
+CITIZEN_DIED_SIGNAL = "citizen_died"
+
+
+async def stop_lifecycle(client: Client, person_id: uuid.UUID) -> bool:
+    """Tell the citizen's lifecycle that they died; False when there is none running (born before the system,
+    or already ended)."""
+    try:
+        await client.get_workflow_handle(citizen_workflow_id(person_id)).signal(CITIZEN_DIED_SIGNAL)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True

@@ -99,7 +99,7 @@ async def test_unknown_citizen_and_unknown_event_type_are_dead_lettered_with_rea
     _, birth = birth_event(14)
     death = json.loads(birth)
     death["id"] = str(uuid.uuid4())
-    death["type"] = "vn.gov.civil.death.registered"
+    death["type"] = "vn.gov.civil.marriage.registered"
     unknown_type = json.dumps(death).encode()
 
     published = await publish_raw(settings, [unknown_citizen, unknown_type], progress=False)
@@ -114,7 +114,7 @@ async def test_unknown_citizen_and_unknown_event_type_are_dead_lettered_with_rea
     assert reason == "data.person_id_number: no citizen with this personal ID number" and nobody not in reason
     subject, reason = entries[unknown_type]
     assert subject == published[1]["subject"]
-    assert reason == "envelope.type: no handler for event type 'vn.gov.civil.death.registered'"
+    assert reason == "envelope.type: no handler for event type 'vn.gov.civil.marriage.registered'"
     async with service.registry.unit_of_work() as session:
         assert await session.scalar(select(func.count()).select_from(VaccinationReport)
                                     .where(VaccinationReport.health_station_code == "TYT-TEST")

@@ -136,14 +136,14 @@ async def test_vaccination_goes_to_the_vaccination_handler() -> None:
 async def test_event_type_without_handler_is_dead_lettered_not_dropped() -> None:
     b = bridge()
     doc = json.loads(raw_birth("079"))
-    doc["type"] = "vn.gov.civil.death.registered"
+    doc["type"] = "vn.gov.civil.marriage.registered"
     original = json.dumps(doc).encode()
     msg = await run(b, FakeMsg("civil.079.unknown_event_type", original))
 
     assert msg.outcome == [("term", None)] and b.dead_lettered == 1
     subject, data, headers = dead_letter(b)
     assert subject == "dlq.civil.079.unknown_event_type" and data == original
-    assert headers[REASON_HEADER] == "envelope.type: no handler for event type 'vn.gov.civil.death.registered'"
+    assert headers[REASON_HEADER] == "envelope.type: no handler for event type 'vn.gov.civil.marriage.registered'"
     assert headers["Nats-Msg-Id"] == "dlq-CIVIL-7"
     assert all(not h.handled for h in b.handlers.values())
 
@@ -252,7 +252,7 @@ def test_redelivery_delay_doubles_and_is_capped() -> None:
 @pytest.mark.parametrize(("event_type", "subject", "stream"), [
     ("vn.gov.civil.birth.registered", "civil.079.birth_registered", "CIVIL"),
     ("vn.gov.health.vaccination.administered", "health.079.vaccination_administered", "HEALTH"),
-    ("vn.gov.civil.death.registered", "civil.079.unknown_event_type", "CIVIL"),
+    ("vn.gov.civil.marriage.registered", "civil.079.unknown_event_type", "CIVIL"),
     (None, "civil.079.unknown_event_type", "CIVIL"),
 ])
 def test_publisher_chooses_subject_and_stream_by_type(event_type: str | None, subject: str, stream: str) -> None:

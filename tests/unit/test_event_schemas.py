@@ -65,7 +65,8 @@ def asyncapi(rendered: dict[str, str]) -> dict[str, Any]:
 
 
 def test_committed_files_are_current(rendered: dict[str, str]) -> None:
-    assert set(rendered) == {BIRTH_SCHEMA_PATH, VACCINATION_SCHEMA_PATH, CLOUDEVENT_SCHEMA_PATH, ASYNCAPI_PATH}
+    assert {BIRTH_SCHEMA_PATH, VACCINATION_SCHEMA_PATH, CLOUDEVENT_SCHEMA_PATH, ASYNCAPI_PATH} <= set(rendered)
+    assert "events/schemas/death_registered.schema.json" in rendered
     for rel, text in rendered.items():
         path = ROOT / rel
         assert path.is_file(), f"{rel} is missing: run `python -m events.schema`"
