@@ -51,6 +51,8 @@ class InMemoryCitizen:
     health_station_tasks: list[tuple[str, int, date]] = field(default_factory=list)
     reports: dict[uuid.UUID, tuple[str, int, date]] = field(default_factory=dict)
     applied_reports: set[uuid.UUID] = field(default_factory=set)
+    deceased_on: date | None = None
+    """Set when the death is recorded: from then on nothing is sent."""
 
     def __post_init__(self) -> None:
         on = self.registered_on or self.date_of_birth
@@ -86,6 +88,8 @@ class InMemoryCitizen:
     async def act_on_agenda_item(self, inp: AgendaAction) -> ActionOutcome:
         item = inp.item
         key = f"{inp.workflow_id}/{item.key}"
+        if self.deceased_on is not None:
+            return ActionOutcome(done=False, detail="the citizen's death is recorded: nothing is sent")
         if any(n.key == key for n in self.notices):
             return ActionOutcome(done=True, detail="already notified")
         names = rules.vaccine_names()

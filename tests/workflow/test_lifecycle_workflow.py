@@ -162,3 +162,26 @@ async def test_late_registration_tells_overdue_doses_at_once_and_only_the_future
     assert not any(e.kind == "dose_due" and e.on == registered for e in timeline), \
         "overdue doses are told by the plan notice, not again as due today"
     assert citizen.notices == []
+
+
+async def test_death_at_five_months_stops_every_notice_at_once(env: WorkflowEnvironment,
+                                                               lifecycles: Lifecycles) -> None:
+    born = await today(env)
+    citizen = InMemoryCitizen(date_of_birth=born)
+    died = rules.add_months(born, 5) + timedelta(days=2)
+
+    async with Worker(env.client, task_queue=lifecycles.task_queue, workflows=[CitizenLifecycleWorkflow],
+                      activities=citizen.activities):
+        handle = await lifecycles.start(citizen)
+        await sleep_until(env, died)
+        sent_before = len(citizen.notices)
+        assert sent_before > 0 and all(n.on <= died for n in citizen.notices)
+        citizen.deceased_on = died  # DeathRegistrationWorkflow's first step, then the signal
+        await handle.signal(CitizenLifecycleWorkflow.citizen_died)
+        await handle.result()  # the lifecycle ends at once
+        await sleep_until(env, rules.add_months(born, 14))
+        timeline = await handle.query(CitizenLifecycleWorkflow.timeline)
+
+    assert len(citizen.notices) == sent_before and all(n.on <= died for n in citizen.notices)
+    assert timeline[-1].kind == "ended" and not any(e.state in ("next", "planned") for e in timeline)
+    assert not any(t[2] > died for t in citizen.health_station_tasks)
