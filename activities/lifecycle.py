@@ -97,7 +97,8 @@ class RegistryLifecycleAgency:
                             for d in doses),
                 card_valid_until=card.valid_until if card else None,
                 school_entry_year=forecast.entry_year if forecast else None)
-        return build_agenda(facts, inp.as_of, inp.now)
+        agenda = build_agenda(facts, inp.as_of, inp.now)
+        return agenda.model_copy(update={"deceased": True, "items": []}) if person.status == "deceased" else agenda
 
     async def act_on_agenda_item(self, inp: AgendaAction) -> ActionOutcome:
         item = inp.item

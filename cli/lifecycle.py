@@ -94,7 +94,7 @@ async def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise CliError("--concurrency: must be at least 1")
     registry = registry_for(settings)
-    query = select(Person.id).order_by(Person.id)
+    query = select(Person.id).where(Person.status == "alive").order_by(Person.id)  # one per living citizen
     if args.born_after:
         query = query.where(Person.date_of_birth >= args.born_after)
     lifecycles = TemporalLifecycles(await connect_temporal(settings), settings.task_queue)

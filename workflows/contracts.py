@@ -144,6 +144,8 @@ class Agenda(_Ref):
     stage_ends_at: datetime | None = None
     today: date
     """The citizen's local date at the workflow's time."""
+    deceased: bool = False
+    """The citizen's death is recorded: the lifecycle ends (e.g. started by a birth fan-out that finished late)."""
 
 
 class LifecycleRef(_Ref):

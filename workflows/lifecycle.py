@@ -105,6 +105,7 @@ class CitizenLifecycleWorkflow:
                                          as_of=inp.started_on or started_on, now=workflow.now()),
             result_type=Agenda, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY)
         self._agenda = agenda
+        self._died = self._died or agenda.deceased
         return agenda
 
     async def _act(self, item: AgendaItem, wf_id: str, inp: LifecycleInput) -> None:
