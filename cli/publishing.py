@@ -19,12 +19,19 @@ from infra.settings import Settings
 
 
 # ---- publishing --------------------------------------------------------------------------------------------
-def _subject_and_id(raw_event: Any, raw: bytes) -> tuple[str, str]:
-    """Subject by the event's type and province (an unknown type gets a subject where it is dead-lettered)."""
+def nats_msg_id(source: str, event_id: str) -> str:
+    """`Nats-Msg-Id` of a CloudEvent: CloudEvents makes only source + id unique, so both go in — the first 32 hex
+    digits of SHA-256(source NUL id). Two offices using the same ids are two events; a re-send is one."""
+    return hashlib.sha256(f"{source}\0{event_id}".encode()).hexdigest()[:32]
+
+
+def _subject_and_id(raw_event: Any, raw: bytes) -> tuple[str, str, str]:
+    """Subject by the event's type and province (an unknown type gets a subject where it is dead-lettered), the
+    event id, and the message id (from source + id; from the bytes when either is missing)."""
     from events.streams import subject_for
 
     province = "unknown"
-    event_id = hashlib.sha256(raw).hexdigest()
+    event_id = msg_id = hashlib.sha256(raw).hexdigest()
     event_type = None
     if isinstance(raw_event, dict):
         event_type = raw_event.get("type")
@@ -33,12 +40,14 @@ def _subject_and_id(raw_event: Any, raw: bytes) -> tuple[str, str]:
             province = data["province_code"]
         if isinstance(raw_event.get("id"), str) and raw_event["id"]:
             event_id = raw_event["id"]
-    return subject_for(event_type, province), event_id
+            if isinstance(raw_event.get("source"), str) and raw_event["source"]:
+                msg_id = nats_msg_id(raw_event["source"], event_id)
+    return subject_for(event_type, province), event_id, msg_id
 
 
 async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool = True) -> list[dict[str, Any]]:
-    """Publish as a civil-status office or health station would: subject by type and province, `Nats-Msg-Id` =
-    CloudEvent id."""
+    """Publish as a civil-status office or health station would: subject by type and province, `Nats-Msg-Id` from
+    the CloudEvent source + id (:func:`nats_msg_id`)."""
     from events.streams import ensure_streams, stream_for
     from worker import connect_nats
 
@@ -52,8 +61,8 @@ async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool
                 parsed = json.loads(raw)
             except ValueError:
                 parsed = None
-            subject, event_id = _subject_and_id(parsed, raw)
-            ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": event_id},
+            subject, event_id, msg_id = _subject_and_id(parsed, raw)
+            ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": msg_id},
                                    stream=stream_for(settings, subject))
             results.append({"event_id": event_id, "subject": subject, "stream_sequence": ack.seq,
                             "duplicate": bool(ack.duplicate)})

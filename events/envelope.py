@@ -185,7 +185,8 @@ class CloudEvent(BaseModel):
     )
 
     specversion: Literal["1.0"]
-    id: str = Field(min_length=1, max_length=200, description="Unique per source; used as Nats-Msg-Id.")
+    id: str = Field(min_length=1, max_length=200, description="Unique per source (source + id is the event's key); "
+                    "Nats-Msg-Id is a hash of source and id.")
     source: str = Field(
         min_length=1,
         max_length=200,

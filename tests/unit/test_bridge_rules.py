@@ -260,5 +260,19 @@ def test_publisher_chooses_subject_and_stream_by_type(event_type: str | None, su
     from events.streams import stream_for
 
     doc = {"id": "e-1", "type": event_type, "data": {"province_code": "079"}}
-    assert _subject_and_id(doc, b"") == (subject, "e-1")
+    assert _subject_and_id(doc, b"")[:2] == (subject, "e-1")
     assert stream_for(Settings(), subject) == stream
+
+
+def test_message_id_is_derived_from_source_and_id() -> None:
+    from cli.publishing import _subject_and_id, nats_msg_id
+
+    a = {"id": "e-1", "source": "urn:office:a", "type": "x", "data": {}}
+    b = {**a, "source": "urn:office:b"}
+    assert _subject_and_id(a, b"")[2] == nats_msg_id("urn:office:a", "e-1")
+    assert nats_msg_id("urn:office:a", "e-1") != nats_msg_id("urn:office:b", "e-1")  # two offices, same id
+    assert nats_msg_id("urn:office:a", "e-1") == nats_msg_id("urn:office:a", "e-1")  # a re-send
+    assert len(nats_msg_id("urn:office:a", "e-1")) == 32
+    assert _subject_and_id(b, b"")[2] != _subject_and_id(a, b"")[2]
+    no_source = {"id": "e-1", "type": "x", "data": {}}
+    assert _subject_and_id(no_source, b"raw")[2] == _subject_and_id(no_source, b"raw")[2] != "e-1"
