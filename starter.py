@@ -63,15 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("simulate-births", "publish N valid synthetic births")
     p.add_argument("count", type=int, metavar="N")
     p.add_argument("--province", metavar="CODE", help="province code, e.g. 079")
-    add("status", "each stage of a birth with state and time, the ID number, card, residence, plan").add_argument(
-        "registration_number", metavar="REGISTRATION_NO")
+    province_help = "province code, when the number is registered in more than one province"
+    p = add("status", "each stage of a birth with state and time, the ID number, card, residence, plan")
+    p.add_argument("registration_number", metavar="REGISTRATION_NO")
+    p.add_argument("--province", metavar="CODE", help=province_help)
     add("inbox", "the family's notices, oldest first").add_argument("id_number", metavar="ID_NUMBER")
     add("dlq", "dead-lettered events with their reasons")
     p = add("supply-household", "operator: register a waiting child in a household (needs-attention repair)")
     p.add_argument("registration_number", metavar="REGISTRATION_NO")
     p.add_argument("household_number", metavar="HOUSEHOLD_NUMBER")
-    add("retry-failed", "operator: run again the steps of a birth whose agency gave up").add_argument(
-        "registration_number", metavar="REGISTRATION_NO")
+    p.add_argument("--province", metavar="CODE", help=province_help)
+    p = add("retry-failed", "operator: run again the steps of a birth whose agency gave up")
+    p.add_argument("registration_number", metavar="REGISTRATION_NO")
+    p.add_argument("--province", metavar="CODE", help=province_help)
     add("demo", "publish the sample births and print what the state did").add_argument(
         "--timeout", type=float, default=180.0, help="seconds to wait for the stages (default 180)")
     lifecycle_commands.add_commands(add)

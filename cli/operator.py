@@ -10,18 +10,44 @@ from cli.common import EXIT_NOT_FOUND, EXIT_OK, READER, CliError, print_json, re
 from infra.settings import Settings
 
 
+# ---- finding a registration ---------------------------------------------------------------------------------
+async def find_registration(settings: Settings, registration_number: str,
+                            province_code: str | None = None) -> tuple[str, str]:
+    """``(province, workflow id)`` of the registration with this number; the workflow id is the one stored with
+    it (`birth-<province>-<number>`, or `birth-<number>` for registrations received before migration 0004).
+
+    The same number may be issued in two provinces: then ``--province`` says which one is meant.
+    """
+    from registry.births import registrations_numbered
+
+    registry = registry_for(settings)
+    try:
+        async with registry.unit_of_work() as session:
+            regs = await registrations_numbered(session, registration_number, province_code)
+    finally:
+        await registry.close()
+    where = f" in province {province_code}" if province_code else ""
+    if not regs:
+        raise CliError(f"REGISTRATION_NO: no birth registration {registration_number}{where} in the registry",
+                       EXIT_NOT_FOUND)
+    if len(regs) > 1:
+        provinces = ", ".join(r.province_code for r in regs)
+        raise CliError(f"REGISTRATION_NO: {registration_number} is registered in provinces {provinces}; "
+                       "choose one with --province")
+    return regs[0].province_code, regs[0].workflow_id
+
+
 # ---- reading -----------------------------------------------------------------------------------------------
-async def _workflow_state(settings: Settings, registration_number: str) -> dict[str, Any] | None:
+async def _workflow_state(settings: Settings, workflow_id: str) -> dict[str, Any] | None:
     from temporalio.service import RPCError
 
     from infra.search_attributes import ATTENTION_REASON, NEEDS_ATTENTION
     from worker import connect_temporal
     from workflows.birth import BirthRegistrationWorkflow
-    from workflows.client import birth_workflow_id
 
     try:
         client = await asyncio.wait_for(connect_temporal(settings), timeout=5)
-        handle = client.get_workflow_handle(birth_workflow_id(registration_number))
+        handle = client.get_workflow_handle(workflow_id)
         desc = await handle.describe()
         progress = await asyncio.wait_for(handle.query(BirthRegistrationWorkflow.progress), timeout=5)
     except (RPCError, TimeoutError, OSError, RuntimeError):
@@ -32,17 +58,18 @@ async def _workflow_state(settings: Settings, registration_number: str) -> dict[
             "stages": {s.stage.value: {"state": s.state, "detail": s.detail} for s in progress}}
 
 
-async def load_status(settings: Settings, registration_number: str) -> dict[str, Any] | None:
+async def load_status(settings: Settings, registration_number: str,
+                      province_code: str | None = None) -> dict[str, Any] | None:
     from registry.views import birth_status
 
     registry = registry_for(settings)
     try:
         async with registry.unit_of_work() as session:
-            status = await birth_status(session, registration_number, reader=READER)
+            status = await birth_status(session, registration_number, reader=READER, province_code=province_code)
     finally:
         await registry.close()
     if status is not None:
-        workflow = status["workflow"] = await _workflow_state(settings, registration_number)
+        workflow = status["workflow"] = await _workflow_state(settings, status["workflow_id"])
         for stage in status["stages"]:  # what the registry cannot show: a stage that does not apply, and why
             live = (workflow or {}).get("stages", {}).get(stage["stage"], {})
             if live.get("state") in ("not_applicable", "needs_attention"):
@@ -81,7 +108,8 @@ def format_status(s: dict[str, Any]) -> str:
 
 
 async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    status = await load_status(settings, args.registration_number)
+    province, _ = await find_registration(settings, args.registration_number, args.province)
+    status = await load_status(settings, args.registration_number, province)
     if status is None:
         raise CliError(f"REGISTRATION_NO: no birth registration {args.registration_number} in the registry",
                        EXIT_NOT_FOUND)
@@ -162,8 +190,8 @@ async def cmd_supply_household(settings: Settings, args: argparse.Namespace) -> 
     from registry.models import Household
     from worker import connect_temporal
     from workflows.birth import BirthRegistrationWorkflow, SupplyHousehold
-    from workflows.client import birth_workflow_id
 
+    _, workflow_id = await find_registration(settings, args.registration_number, args.province)
     registry = registry_for(settings)
     try:
         async with registry.unit_of_work() as session:
@@ -174,7 +202,7 @@ async def cmd_supply_household(settings: Settings, args: argparse.Namespace) -> 
     if household_id is None:
         raise CliError(f"HOUSEHOLD_NUMBER: no household {args.household_number} in the registry", EXIT_NOT_FOUND)
     client = await connect_temporal(settings)
-    handle = client.get_workflow_handle(birth_workflow_id(args.registration_number))
+    handle = client.get_workflow_handle(workflow_id)
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError
 
@@ -195,10 +223,10 @@ async def cmd_retry_failed(settings: Settings, args: argparse.Namespace) -> int:
 
     from worker import connect_temporal
     from workflows.birth import BirthRegistrationWorkflow
-    from workflows.client import birth_workflow_id
 
+    _, workflow_id = await find_registration(settings, args.registration_number, args.province)
     client = await connect_temporal(settings)
-    handle = client.get_workflow_handle(birth_workflow_id(args.registration_number))
+    handle = client.get_workflow_handle(workflow_id)
     try:
         print(await handle.execute_update(BirthRegistrationWorkflow.retry_failed_steps))
     except (WorkflowUpdateFailedError, RPCError) as exc:

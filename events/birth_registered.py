@@ -248,12 +248,13 @@ def make_birth_event(
 
 
 class WorkflowStarter(Protocol):
-    async def start_birth(self, case: BirthCase) -> None:
-        """Start the birth workflow; a second start for the same registration must be a no-op."""
+    async def start_birth(self, case: BirthCase, workflow_id: str) -> None:
+        """Start the birth workflow ``workflow_id``; a second start for the same registration must be a no-op."""
 
 
 class BirthHandler:
-    """Keeps the registration in the registry (idempotent), then starts the workflow ``birth-<reg no>``."""
+    """Keeps the registration in the registry (once per province and number; a re-send with other data is
+    dead-lettered as a conflict), then starts its workflow ``birth-<province>-<reg no>``."""
 
     event_type = BIRTH_REGISTERED
     subject_domain = "civil"
@@ -267,6 +268,6 @@ class BirthHandler:
         return parse_birth_document(document)
 
     async def handle(self, event: CloudEvent, payload: BirthRegistered, subject: str) -> None:
-        await store_birth_registration(self.registry, event, payload, subject)
+        stored = await store_birth_registration(self.registry, event, payload, subject)
         await self.starter.start_birth(BirthCase(registration_number=payload.registration_number,
-                                                 province_code=payload.province_code))
+                                                 province_code=payload.province_code), stored.workflow_id)

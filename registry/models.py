@@ -127,21 +127,32 @@ class FuneralAllowance(Base):
 
 
 class ReceivedEvent(Base):
-    """Every civil event id the bridge accepted (a second delivery of the same id is recognised)."""
+    """Every civil event the bridge accepted, keyed as CloudEvents makes it unique: source + id (a second delivery
+    is recognised; two offices may use the same ids)."""
 
     __tablename__ = "received_events"
+    event_source: Mapped[str] = mapped_column(String(200), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     event_type: Mapped[str] = mapped_column(String(100))
-    registration_number: Mapped[str] = mapped_column(String(20), index=True)
+    registration_number: Mapped[str | None] = mapped_column(String(20), index=True)
     subject: Mapped[str] = mapped_column(String(200))
     received_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
 
 
 class BirthRegistration(Base):
+    """A registered birth, identified by its province and registration number (numbers repeat across provinces)."""
+
     __tablename__ = "birth_registrations"
+    __table_args__ = (UniqueConstraint("province_code", "registration_number",
+                                       name="uq_birth_registrations_province_number"),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    registration_number: Mapped[str] = mapped_column(String(20), unique=True)
+    registration_number: Mapped[str] = mapped_column(String(20), index=True)
     event_id: Mapped[str] = mapped_column(String(200))
+    event_source: Mapped[str | None] = mapped_column(String(200))
+    workflow_id: Mapped[str] = mapped_column(String(200), unique=True)
+    """`birth-<province>-<number>`; registrations received before migration 0004 keep `birth-<number>`."""
+    parent_match: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    """Per role, what `record_birth` found: matched | not-found | absent | mismatch-<check> (codes only)."""
     registered_at: Mapped[datetime] = mapped_column(_now())
     office_code: Mapped[str] = mapped_column(String(32))
     province_code: Mapped[str] = mapped_column(String(3), index=True)
@@ -157,7 +168,8 @@ class IdentityNumber(Base):
     __tablename__ = "identity_numbers"
     number: Mapped[str] = mapped_column(String(12), primary_key=True)
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), unique=True)
-    registration_number: Mapped[str] = mapped_column(String(20), unique=True)
+    registration_number: Mapped[str] = mapped_column(String(20), index=True)
+    """Not unique: the same number may be issued in two provinces (`person_id` is the key)."""
     assigned_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import aliased
 
 import rules
 from activities.common import log_access
+from registry.births import registrations_numbered
 from registry.models import (
     Address,
     BirthRegistration,
@@ -30,12 +31,15 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-async def birth_status(session: AsyncSession, registration_number: str, *, reader: str) -> dict[str, Any] | None:
-    reg = await session.scalar(select(BirthRegistration)
-                               .where(BirthRegistration.registration_number == registration_number))
-    if reg is None:
+async def birth_status(session: AsyncSession, registration_number: str, *, reader: str,
+                       province_code: str | None = None) -> dict[str, Any] | None:
+    """The registration's status (None unless exactly one registration has the number in the province given)."""
+    regs = await registrations_numbered(session, registration_number, province_code)
+    if len(regs) != 1:
         return None
+    reg = regs[0]
     out: dict[str, Any] = {"registration_number": reg.registration_number, "province_code": reg.province_code,
+                           "workflow_id": reg.workflow_id,
                            "registered_at": _iso(reg.registered_at), "received_at": _iso(reg.received_at)}
     times: dict[str, Any] = {Stage.BIRTH_RECORDED: reg.recorded_at}
     child = await session.get(Person, reg.child_person_id) if reg.child_person_id else None

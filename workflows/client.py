@@ -14,13 +14,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from infra.search_attributes import LIFE_EVENT, NEEDS_ATTENTION, PROVINCE_CODE
-from registry.births import birth_workflow_id, legacy_birth_workflow_id
+from registry.births import birth_workflow_id as birth_workflow_id  # re-exported: where callers look for it
+from registry.births import legacy_birth_workflow_id as legacy_birth_workflow_id
 from workflows.birth import BirthRegistrationWorkflow
 from workflows.contracts import BirthCase, DeathCase
 from workflows.death import DeathRegistrationWorkflow, death_workflow_id
-
-
-__all__ = ["TemporalBirthStarter", "birth_handle", "birth_workflow_id", "legacy_birth_workflow_id"]
 
 
 class TemporalBirthStarter:

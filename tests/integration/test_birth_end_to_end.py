@@ -101,14 +101,14 @@ async def test_birth_through_nats_reaches_every_agency(settings: Settings, servi
         assert forecast is not None and forecast.entry_year == rules.school_entry_year(born)
         assert forecast.ward_code == fam.ward_code
         readers = set((await session.scalars(select(DataAccess.agency).where(
-            DataAccess.workflow_id == birth_workflow_id(reg)))).all())
+            DataAccess.workflow_id == birth_workflow_id(fam.province_code, reg)))).all())
         assert {"identity", "residence", "health-insurance", "health", "education", "notification"} <= readers
         id_notice = await session.scalar(select(Notification).where(
             Notification.citizen_person_id == child.id, Notification.stage == "personal_id_assigned"))
         assert id_notice is not None and child.personal_id_number in id_notice.body
 
     # References in history, data in the registry.
-    history = await service.client.get_workflow_handle(birth_workflow_id(reg)).fetch_history()
+    history = await service.client.get_workflow_handle(birth_workflow_id(fam.province_code, reg)).fetch_history()
     text = history_plaintext(history.to_json_dict())
     for personal in (child.full_name, child.personal_id_number, fam.mother.id_number, fam.mother.full_name,
                      fam.street):
@@ -144,7 +144,8 @@ async def test_duplicates_give_one_workflow_one_id_one_card_one_notice_per_stage
             select(Notification.stage, func.count()).where(Notification.citizen_person_id == child.id)
             .group_by(Notification.stage))).all())
     assert per_stage == {s.value: 1 for s in BIRTH_STAGES}
-    runs = [w async for w in service.client.list_workflows(f"WorkflowId = '{birth_workflow_id(reg)}'")]
+    workflow_id = birth_workflow_id(family(5).province_code, reg)
+    runs = [w async for w in service.client.list_workflows(f"WorkflowId = '{workflow_id}'")]
     assert len(runs) == 1
 
 
@@ -210,7 +211,7 @@ async def test_unknown_mother_waits_for_an_operator_then_completes(settings: Set
     raw = encode_event(make_birth_event(type(payload).model_validate(data)))
     await publish_raw(settings, [raw], progress=False)
 
-    handle = service.client.get_workflow_handle(birth_workflow_id(reg))
+    handle = service.client.get_workflow_handle(birth_workflow_id(fam.province_code, reg))
 
     async def attention() -> tuple[bool | None, str | None]:
         try:

@@ -39,7 +39,7 @@ class ScriptedStarter:
         if not hold:
             self.release.set()
 
-    async def start_birth(self, case: BirthCase) -> None:
+    async def start_birth(self, case: BirthCase, workflow_id: str) -> None:
         self.calls.append(case.registration_number)
         if self.failures > 0:
             self.failures -= 1

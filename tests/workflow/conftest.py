@@ -283,7 +283,7 @@ class Births:
         case = BirthCase(registration_number=self.agencies.registration_number,
                          province_code=self.agencies.province_code)
         handle = await self.client.start_workflow(
-            BirthRegistrationWorkflow.run, case, id=birth_workflow_id(case.registration_number),
+            BirthRegistrationWorkflow.run, case, id=birth_workflow_id(case.province_code, case.registration_number),
             task_queue=self.task_queue)
         self.handles.append(handle)
         return handle
