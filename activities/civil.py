@@ -1,4 +1,9 @@
-"""Civil-status agency: turns a stored birth registration into the child's person record."""
+"""Civil-status agency: turns a stored birth registration into the child's person record.
+
+A parent is linked only when the person found by the ID number is the parent the office named
+(`registry.matching`: name, sex, birth year, age); otherwise the child is not linked to that person, and what was
+found per parent is kept with the registration (codes only) for the residence agency to report.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.common import log_access
 from registry.db import Registry
+from registry.matching import MATCHED, RecordedPerson, Role, match_outcome
 from registry.models import BirthRegistration, Person
 from workflows.contracts import RecordBirthInput, RecordedBirth
 
@@ -29,17 +35,20 @@ class RegistryCivilRegistry:
 
     async def record_birth(self, inp: RecordBirthInput) -> RecordedBirth:
         async with self.registry.unit_of_work() as session:
+            # The row names its workflow (`birth-<province>-<number>`, or `birth-<number>` from before 0004).
             reg = (await session.execute(
-                select(BirthRegistration).where(BirthRegistration.registration_number == inp.registration_number)
+                select(BirthRegistration).where(BirthRegistration.workflow_id == inp.workflow_id)
                 .with_for_update()
             )).scalar_one_or_none()
             if reg is None:
                 raise ApplicationError("birth registration is not in the registry", type="RegistrationMissing",
                                        non_retryable=True)
             data: dict[str, Any] = reg.payload
-            mother = await _find_person(session, data["mother"]["id_number"])
-            father = await _find_person(session, (data.get("father") or {}).get("id_number"))
+            born = date.fromisoformat(data["child"]["date_of_birth"])
+            mother, mother_found = await _match_parent(session, "mother", data.get("mother"), born, inp.workflow_id)
+            father, father_found = await _match_parent(session, "father", data.get("father"), born, inp.workflow_id)
             if reg.child_person_id is None:
+                reg.parent_match = {"mother": mother_found, "father": father_found}
                 child_data = data["child"]
                 informant = data["informant"]
                 child = Person(
@@ -57,18 +66,25 @@ class RegistryCivilRegistry:
                 await session.flush()
                 reg.child_person_id = child.id
                 reg.recorded_at = datetime.now(UTC)
-            for parent in (mother, father):
-                if parent is not None:
-                    log_access(session, citizen=parent.id, agency=AGENCY, purpose="link parent to birth record",
-                               workflow_id=inp.workflow_id)
             assert reg.child_person_id is not None
             return RecordedBirth(child_person_id=reg.child_person_id, mother_known=mother is not None,
                                  father_known=father is not None)
 
 
-async def _find_person(session: Any, id_number: str | None) -> Person | None:
-    if not id_number:
-        return None
-    result = await session.execute(select(Person).where(Person.personal_id_number == id_number))
-    person: Person | None = result.scalar_one_or_none()
-    return person
+async def _match_parent(session: Any, role: Role, named: dict[str, Any] | None, child_born: date,
+                       workflow_id: str) -> tuple[Person | None, str]:
+    """The person to link as the child's `role` (None unless the record matches) and what was found."""
+    id_number = (named or {}).get("id_number")
+    person: Person | None = None
+    if id_number:
+        person = (await session.execute(select(Person).where(Person.personal_id_number == id_number)
+                                        )).scalar_one_or_none()
+    found = match_outcome(role, id_number=id_number, named=(named or {}).get("full_name"), child_born=child_born,
+                          person=None if person is None else RecordedPerson(
+                              full_name=person.full_name, sex=person.sex, date_of_birth=person.date_of_birth))
+    if person is None:
+        return None, found
+    linked = found == MATCHED
+    log_access(session, citizen=person.id, agency=AGENCY, workflow_id=workflow_id,
+               purpose="link parent to birth record" if linked else "match parent to birth record (no match)")
+    return (person if linked else None), found

@@ -13,7 +13,9 @@ from typing import Protocol
 from sqlalchemy.dialects.postgresql import insert
 
 from activities.common import log_access
+from registry.births import parent_match_of
 from registry.db import Registry
+from registry.matching import attention_reason
 from registry.models import Household, Person, ResidencePeriod, ResidenceRegistration
 from workflows.contracts import ResidenceInput, ResidenceOutcome
 
@@ -43,6 +45,9 @@ class RegistryResidenceAgency:
                     return ResidenceOutcome(registered=False, attention_reason="supplied-household-unknown")
                 household_id, basis = inp.household_id, "operator"
             else:
+                mismatch = attention_reason(await parent_match_of(session, child.id))
+                if mismatch is not None:  # an ID number in the event pointed at someone else: a person decides
+                    return ResidenceOutcome(registered=False, attention_reason=mismatch)
                 mother = await session.get(Person, child.mother_id) if child.mother_id else None
                 father = await session.get(Person, child.father_id) if child.father_id else None
                 for parent in (mother, father):
