@@ -17,12 +17,14 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -166,11 +168,20 @@ class IdentityNumber(Base):
     """Identity agency: one personal ID number per person; the unique number makes allocation collision-safe."""
 
     __tablename__ = "identity_numbers"
+    __table_args__ = (Index("uq_identity_numbers_active_person", "person_id", unique=True,
+                            postgresql_where=text("status = 'active'")),)
     number: Mapped[str] = mapped_column(String(12), primary_key=True)
-    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), unique=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"))
+    """One active number per person (partial unique index); cancelled numbers stay, linked to their successor."""
     registration_number: Mapped[str] = mapped_column(String(20), index=True)
     """Not unique: the same number may be issued in two provinces (`person_id` is the key)."""
     assigned_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    status: Mapped[str] = mapped_column(String(10), default="active", server_default="active")  # active | cancelled
+    replaced_by: Mapped[str | None] = mapped_column(ForeignKey("identity_numbers.number"))
+    """The number re-issued in its place (Circular 59/2021: a corrected sex or birth year changes the prefix)."""
+    cancelled_at: Mapped[datetime | None] = mapped_column(_now())
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))
+    """The workflow that cancelled the number (`correction-<uuid>`)."""
 
 
 class ResidenceRegistration(Base):
@@ -291,6 +302,44 @@ class HealthStationTask(Base):
     done_at: Mapped[datetime | None] = mapped_column(_now())
 
 
+class ResidenceChange(Base):
+    """A move the civil-status office registered (`vn.gov.civil.residence.changed`), kept once per event
+    (source + id) and once per move (person, household, day): the same move sent twice is one change."""
+
+    __tablename__ = "residence_changes"
+    __table_args__ = (UniqueConstraint("event_source", "event_id", name="uq_residence_changes_event"),
+                      UniqueConstraint("person_id", "household_id", "moved_on", name="uq_residence_changes_move"))
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    event_source: Mapped[str] = mapped_column(String(200))
+    event_id: Mapped[str] = mapped_column(String(200))
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"))
+    moved_on: Mapped[date] = mapped_column(Date)
+    office_code: Mapped[str] = mapped_column(String(32))
+    province_code: Mapped[str] = mapped_column(String(3))
+    received_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
+class BirthCorrection(Base):
+    """A correction of a birth registration (`vn.gov.civil.birth.corrected`), kept once per event (source + id):
+    what the office sent (`requested`) and, once the civil registry applied it, the values before and after."""
+
+    __tablename__ = "birth_corrections"
+    __table_args__ = (UniqueConstraint("event_source", "event_id", name="uq_birth_corrections_event"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    event_source: Mapped[str] = mapped_column(String(200))
+    event_id: Mapped[str] = mapped_column(String(200))
+    registration_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("birth_registrations.id"), index=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    office_code: Mapped[str] = mapped_column(String(32))
+    corrected_at: Mapped[datetime] = mapped_column(_now())
+    requested: Mapped[dict[str, object]] = mapped_column(JSONType)
+    before: Mapped[dict[str, object] | None] = mapped_column(JSONType)
+    after: Mapped[dict[str, object] | None] = mapped_column(JSONType)
+    applied_at: Mapped[datetime | None] = mapped_column(_now())
+    received_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+
+
 class DataAccess(Base):
     """One row per read of a citizen's personal data: who read it, why, and for which workflow."""
 
@@ -304,8 +353,8 @@ class DataAccess(Base):
 
 
 __all__ = [
-    "Address", "Base", "BirthRegistration", "DataAccess", "DeathRegistration", "FuneralAllowance",
+    "Address", "Base", "BirthCorrection", "BirthRegistration", "DataAccess", "DeathRegistration", "FuneralAllowance",
     "ResidencePeriod", "HealthInsuranceCard", "Household", "IdentityNumber",
     "HealthStationTask", "InboxMessage", "Notification", "Person", "PlannedVaccination", "ReceivedEvent",
-    "ResidenceRegistration", "SchoolEntryForecast", "VaccinationReport",
+    "ResidenceChange", "ResidenceRegistration", "SchoolEntryForecast", "VaccinationReport",
 ]
