@@ -20,9 +20,16 @@ from typing import Any, Final
 
 from pydantic import BaseModel
 
+from events.birth_corrected import BIRTH_CORRECTED, CORRECTION_DATASCHEMA, CORRECTION_SUBJECT_EVENT, BirthCorrected
 from events.birth_registered import BIRTH_DATASCHEMA, BIRTH_REGISTERED, BIRTH_SUBJECT_EVENT, BirthRegistered
 from events.death_registered import DEATH_DATASCHEMA, DEATH_REGISTERED, DEATH_SUBJECT_EVENT, DeathRegistered
 from events.envelope import CLOUDEVENT_SCHEMA_ID, CloudEvent
+from events.residence_changed import (
+    RESIDENCE_CHANGED,
+    RESIDENCE_DATASCHEMA,
+    RESIDENCE_SUBJECT_EVENT,
+    ResidenceChanged,
+)
 from events.vaccination_administered import (
     VACCINATION_ADMINISTERED,
     VACCINATION_DATASCHEMA,
@@ -97,6 +104,23 @@ CONTRACTS: Final[list[EventContract]] = [
         "(id death-<person uuid>) is started: the person is marked deceased, the lifecycle stopped, residence "
         "deregistered, the card closed, the funeral allowance recorded and the family told once.",
         {"type": "string", "description": "The death registration number (same as data.registration_number)."}),
+    EventContract(
+        "ResidenceChanged", RESIDENCE_CHANGED, RESIDENCE_DATASCHEMA, ResidenceChanged, "civil", RESIDENCE_SUBJECT_EVENT,
+        "Registered moves", "A civil-status office registered a citizen's move to another household.",
+        "The citizen is found by personal ID number and the household by its number (unknown, deceased, a move "
+        "before birth or before the current residence, or into the current household: deadLetter); the move is "
+        "kept once per event (source + id) and per person, household and day, and ResidenceChangeWorkflow (id "
+        "move-<change uuid>) is started: the residence period closes and a new one opens, the school forecast "
+        "follows the child, the lifecycle is told (agenda_changed) and the family is told once."),
+    EventContract(
+        "BirthCorrected", BIRTH_CORRECTED, CORRECTION_DATASCHEMA, BirthCorrected, "civil", CORRECTION_SUBJECT_EVENT,
+        "Corrected births", "A civil-status office corrected a registered birth (name, date of birth, sex).",
+        "The registration is found by province and number (unknown, nothing different from the registry, or a "
+        "date of birth the birth rules reject: deadLetter); the correction is kept once per event (source + id) "
+        "and BirthCorrectionWorkflow (id correction-<correction uuid>) is started: the civil registry applies it, "
+        "a changed sex or birth year re-issues the personal ID number (the old one cancelled), a changed date "
+        "re-plans vaccinations, card validity and school entry, and the family is told once.",
+        {"type": "string", "description": "The registration number (same as data.registration_number)."}),
 ]
 
 

@@ -47,6 +47,8 @@ EVENT_SUBJECTS: dict[str, tuple[str, str]] = {
     BIRTH_REGISTERED: ("civil", BIRTH_SUBJECT_EVENT),
     VACCINATION_ADMINISTERED: ("health", VACCINATION_SUBJECT_EVENT),
     "vn.gov.civil.death.registered": ("civil", "death_registered"),
+    "vn.gov.civil.residence.changed": ("civil", "residence_changed"),
+    "vn.gov.civil.birth.corrected": ("civil", "birth_corrected"),
 }
 
 
