@@ -24,18 +24,35 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities import civil, death, education, health, identity, insurance, lifecycle, notification, residence
+from activities import (
+    civil,
+    corrections,
+    death,
+    education,
+    health,
+    identity,
+    insurance,
+    lifecycle,
+    moves,
+    notification,
+    residence,
+)
 from activities.common import agency_activity
+from events.birth_corrected import BirthCorrectedHandler
 from events.birth_registered import BirthHandler
 from events.bridge import EventBridge
 from events.death_registered import DeathHandler
+from events.residence_changed import ResidenceChangedHandler
 from events.streams import ensure_streams
 from events.vaccination_administered import VaccinationHandler
 from infra.settings import Settings
+from registry.changes import RegistryCorrectionRecords, RegistryMoveRecords
 from registry.db import Registry, make_engine
 from registry.deaths import RegistryDeathRecords
 from registry.vaccinations import RegistryVaccinationRecords
 from workflows.birth import BirthRegistrationWorkflow
+from workflows.changes import BirthCorrectionWorkflow, ResidenceChangeWorkflow
+from workflows.changes_client import TemporalChanges
 from workflows.client import TemporalBirthStarter, TemporalDeathStarter
 from workflows.death import DeathRegistrationWorkflow
 from workflows.lifecycle import CitizenLifecycleWorkflow
@@ -43,7 +60,8 @@ from workflows.lifecycle_client import TemporalLifecycles
 
 log = logging.getLogger("lifeevents.worker")
 
-WORKFLOWS = [BirthRegistrationWorkflow, CitizenLifecycleWorkflow, DeathRegistrationWorkflow]
+WORKFLOWS = [BirthRegistrationWorkflow, CitizenLifecycleWorkflow, DeathRegistrationWorkflow, ResidenceChangeWorkflow,
+             BirthCorrectionWorkflow]
 
 
 async def connect_temporal(settings: Settings) -> Client:
@@ -62,6 +80,9 @@ def build_activities(registry: Registry, js: JetStreamContext, lifecycles: Tempo
     health_agency = health.RegistryHealthAgency(registry)
     citizen = lifecycle.RegistryLifecycleAgency(registry, notices, lifecycle.NatsTaskGateway(js))
     deaths = death.RegistryDeathAgencies(registry, notices)
+    movers = moves.RegistryMoveAgencies(registry, notices)
+    fixes = corrections.RegistryCorrectionAgencies(registry, notices)
+    changes = TemporalChanges(lifecycles.client, lifecycles.task_queue)
     return [
         agency_activity("record_birth", civil.AGENCY, civil.RegistryCivilRegistry(registry).record_birth),
         agency_activity("assign_personal_id", identity.AGENCY,
@@ -84,6 +105,17 @@ def build_activities(registry: Registry, js: JetStreamContext, lifecycles: Tempo
         agency_activity("close_health_insurance_card", insurance.AGENCY, deaths.close_health_insurance_card),
         agency_activity("record_funeral_allowance", "social-welfare", deaths.record_funeral_allowance),
         agency_activity("notify_death", notification.AGENCY, deaths.notify_death),
+        agency_activity("move_residence", moves.RESIDENCE, movers.move_residence),
+        agency_activity("move_school_forecast", moves.EDUCATION, movers.move_school_forecast),
+        agency_activity("notify_residence_changed", notification.AGENCY, movers.notify_residence_changed),
+        agency_activity("signal_agenda_changed", lifecycle.AGENCY, changes.signal_agenda_changed),
+        agency_activity("apply_birth_correction", corrections.CIVIL, fixes.apply_birth_correction),
+        agency_activity("reissue_personal_id", corrections.IDENTITY, fixes.reissue_personal_id),
+        agency_activity("replan_vaccinations_after_correction", corrections.HEALTH, fixes.replan_vaccinations),
+        agency_activity("update_child_card_after_correction", corrections.INSURANCE, fixes.update_child_card),
+        agency_activity("recompute_school_entry_after_correction", corrections.EDUCATION,
+                        fixes.recompute_school_entry),
+        agency_activity("notify_birth_corrected", notification.AGENCY, fixes.notify_birth_corrected),
     ]
 
 
@@ -108,6 +140,8 @@ class Service:
             BirthHandler(self.registry, TemporalBirthStarter(self.client, queue)),
             VaccinationHandler(RegistryVaccinationRecords(self.registry), TemporalLifecycles(self.client, queue)),
             DeathHandler(RegistryDeathRecords(self.registry), TemporalDeathStarter(self.client, queue)),
+            ResidenceChangedHandler(RegistryMoveRecords(self.registry), TemporalChanges(self.client, queue)),
+            BirthCorrectedHandler(RegistryCorrectionRecords(self.registry), TemporalChanges(self.client, queue)),
         ], self.settings)
 
 
