@@ -24,6 +24,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from infra.search_attributes import LIFE_EVENT, STAGE
+    from workflows.change_contracts import AgendaChanged
     from workflows.contracts import (
         ActionOutcome,
         Agenda,
@@ -56,6 +57,7 @@ class CitizenLifecycleWorkflow:
         self._reports: list[uuid.UUID] = []
         self._seen_reports: set[uuid.UUID] = set()
         self._died = False
+        self._agenda_stale = False
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> None:
@@ -75,7 +77,8 @@ class CitizenLifecycleWorkflow:
                                                 summary="lifecycle ended: death recorded", state="done"))
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return
-            if self._reports:
+            if self._reports or self._agenda_stale:
+                self._agenda_stale = False
                 await self._apply_reports(inp, wf_id)
                 agenda = await self._load(inp, wf_id, started_on)
                 continue
@@ -96,7 +99,7 @@ class CitizenLifecycleWorkflow:
                                                         past=self._past, pending_reports=self._reports))
             wake = min([t for t in (pending[0].at if pending else None, agenda.stage_ends_at, run_ends) if t])
             with contextlib.suppress(asyncio.TimeoutError):  # woken by the timer, not by a report
-                await workflow.wait_condition(lambda: bool(self._reports) or self._died,
+                await workflow.wait_condition(lambda: bool(self._reports) or self._died or self._agenda_stale,
                                               timeout=max(wake - now, timedelta(0)))
 
     async def _load(self, inp: LifecycleInput, wf_id: str, started_on: date | None = None) -> Agenda:
@@ -137,6 +140,12 @@ class CitizenLifecycleWorkflow:
     def dose_reported(self, signal: DoseReported) -> None:
         """The health station reported a dose (the report is in the registry); the same report is applied once."""
         self._on_report(signal.report_id)
+
+    @workflow.signal
+    def agenda_changed(self, change: AgendaChanged) -> None:
+        """The registry changed what the agenda is computed from (a move, a corrected date of birth): reload it."""
+        workflow.logger.info("agenda changed: %s", change.reason)
+        self._agenda_stale = True
 
     @workflow.signal
     def citizen_died(self) -> None:

@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 import rules
 from activities.in_memory import InMemoryCitizen
 from tests.helpers import eventually
+from workflows.change_contracts import AgendaChanged
 from workflows.contracts import DoseReported, LifecycleInput, TimelineEntry
 from workflows.lifecycle import CitizenLifecycleWorkflow
 from workflows.lifecycle_client import citizen_workflow_id, history_lengths
@@ -185,3 +186,24 @@ async def test_death_at_five_months_stops_every_notice_at_once(env: WorkflowEnvi
     assert len(citizen.notices) == sent_before and all(n.on <= died for n in citizen.notices)
     assert timeline[-1].kind == "ended" and not any(e.state in ("next", "planned") for e in timeline)
     assert not any(t[2] > died for t in citizen.health_station_tasks)
+
+
+async def test_agenda_changed_reloads_the_agenda(env: WorkflowEnvironment, lifecycles: Lifecycles) -> None:
+    born = await today(env)
+    citizen = InMemoryCitizen(date_of_birth=born)
+    async with Worker(env.client, task_queue=lifecycles.task_queue, workflows=[CitizenLifecycleWorkflow],
+                      activities=citizen.activities):
+        handle = await lifecycles.start(citizen)
+        await eventually(lambda: handle.query(CitizenLifecycleWorkflow.timeline),
+                         lambda t: any(e.state == "next" for e in t), what="agenda loaded")
+        # the registry changed (a corrected date of birth re-planned the doses): the lifecycle is told
+        corrected = born + timedelta(days=10)
+        for (vaccine, dose), record in list(citizen.doses.items()):
+            record.due_date = next(d.due_date for d in rules.vaccination_plan(corrected, as_of=born)
+                                   if (d.vaccine, d.dose) == (vaccine, dose))
+        await handle.signal(CitizenLifecycleWorkflow.agenda_changed,
+                            AgendaChanged(reason="birth-correction", change_id=uuid.uuid4()))
+        dpt2 = citizen.doses[("DPT_VGB_HIB", 2)].due_date
+        timeline = await eventually(lambda: handle.query(CitizenLifecycleWorkflow.timeline),
+                                    lambda t: any(e.key == f"dose-due/{dpt2}" for e in t), what="agenda reloaded")
+    assert not any(e.key == f"dose-due/{rules.add_months(born, 3)}" for e in timeline)
