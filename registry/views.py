@@ -21,6 +21,7 @@ from registry.models import (
     Notification,
     Person,
     PlannedVaccination,
+    ResidencePeriod,
     ResidenceRegistration,
     SchoolEntryForecast,
 )
@@ -45,10 +46,12 @@ async def birth_status(session: AsyncSession, registration_number: str, *, reade
     child = await session.get(Person, reg.child_person_id) if reg.child_person_id else None
     if child is not None:
         log_access(session, citizen=child.id, agency=reader, purpose="birth status", workflow_id=None)
-        ident = await session.scalar(select(IdentityNumber).where(IdentityNumber.person_id == child.id))
-        times[Stage.PERSONAL_ID_ASSIGNED] = ident.assigned_at if ident else None
+        first_id = await session.scalar(select(IdentityNumber).where(IdentityNumber.person_id == child.id)
+                                        .order_by(IdentityNumber.assigned_at).limit(1))
+        times[Stage.PERSONAL_ID_ASSIGNED] = first_id.assigned_at if first_id else None
         out["child"] = {"full_name": child.full_name, "sex": child.sex, "date_of_birth": _iso(child.date_of_birth),
-                        "personal_id_number": child.personal_id_number}
+                        "personal_id_number": child.personal_id_number, "status": child.status,
+                        "date_of_death": _iso(child.date_of_death)}
         card = await session.scalar(select(HealthInsuranceCard).where(HealthInsuranceCard.person_id == child.id))
         times[Stage.HEALTH_INSURANCE_ISSUED] = card.issued_at if card else None
         out["health_insurance"] = ({"card_number": card.card_number, "valid_from": _iso(card.valid_from),
@@ -56,11 +59,14 @@ async def birth_status(session: AsyncSession, registration_number: str, *, reade
         residence = await session.get(ResidenceRegistration, child.id)
         times[Stage.RESIDENCE_REGISTERED] = residence.registered_at if residence else None
         out["residence"] = None
-        if residence:
-            household = await session.get(Household, residence.household_id)
+        current = await session.scalar(select(ResidencePeriod).where(  # where the child lives now (after moves)
+            ResidencePeriod.person_id == child.id, ResidencePeriod.valid_to.is_(None)))
+        if residence and current:
+            household = await session.get(Household, current.household_id)
             address = await session.get(Address, household.address_id) if household else None
             out["residence"] = {
-                "household_number": household.household_number if household else None, "basis": residence.basis,
+                "household_number": household.household_number if household else None,
+                "basis": residence.basis if current.started_by != "move" else "move", "since": _iso(current.valid_from),
                 "address": (f"{address.street}, {address.ward_name}, {address.district}, "
                             f"{rules.province_name(address.province_code)}") if address else None}
         doses = (await session.scalars(select(PlannedVaccination).where(PlannedVaccination.person_id == child.id)
