@@ -13,6 +13,7 @@ from typing import Any
 from tqdm import tqdm
 
 from cli.lifecycle import load_timeline
+from demo_life_events import run_life_events
 from events.models import BirthRegistered, encode_event, make_birth_event
 from infra.settings import Settings
 from registry.db import Registry, make_engine
@@ -109,7 +110,16 @@ async def run_demo(settings: Settings, *, publish_raw: Callable[..., Awaitable[l
             print(f"  the lifecycle goes on ({len(timeline)} items; `starter.py timeline {child_id}`), next:")
             for entry in coming:
                 print(f"    {entry.on.isoformat()}  {entry.summary}")
+    hanoi = await load_status(settings, births[0].registration_number)
+    twin = next(b for b in births if b.registration_number == "DEMO26DN0001")
+    events_done = await run_life_events(
+        settings, publish_raw=publish_raw,
+        mover_id_number=((hanoi or {}).get("child") or {}).get("personal_id_number"),
+        corrected_registration=twin.registration_number,
+        corrected_name=twin.child.full_name.rsplit(" ", 1)[0] + " Ngọc Ánh", wait_seconds=wait_seconds)
     print()
+    if not events_done:
+        unfinished.append("life events")
     if unfinished:
         print(f"still in progress after {wait_seconds:.0f}s: {', '.join(unfinished)} — see the Temporal UI")
     print("The stack keeps running; `make down` stops it. Workflows are named birth-<registration no> and "

@@ -107,8 +107,13 @@ class RegistryDeathAgencies:
         async def context(session: AsyncSession, person: Person) -> dict[str, Any]:
             allowance = await session.scalar(select(FuneralAllowance.id).where(
                 FuneralAllowance.deceased_person_id == person.id))
+            card = await session.scalar(select(HealthInsuranceCard.card_number).where(
+                HealthInsuranceCard.person_id == person.id, HealthInsuranceCard.closed_on.is_not(None)))
+            period = await session.scalar(select(ResidencePeriod.id).where(
+                ResidencePeriod.person_id == person.id, ResidencePeriod.ended_by == "death"))
             return {"child_name": person.full_name, "date_of_death": date_of_death,
-                    "allowance_recorded": allowance is not None}
+                    "allowance_recorded": allowance is not None, "card_closed": card is not None,
+                    "residence_deregistered": period is not None}
 
         outcome = await self.notices.deliver(f"{inp.workflow_id}/{DEATH_NOTICE}", inp.person_id, DEATH_NOTICE,
                                              inp.workflow_id, context, declarant_id=declarant_id)

@@ -20,11 +20,13 @@ CONTEXT = {
     "expects_card": True, "expects_school": True, "expects_vaccination": True,
     "ward_name": "Phường Bến Nghé", "due_date": date(2026, 5, 1), "days_before": 3,
     "birthday": date(2040, 3, 1), "age": 14,
+    "date_of_death": date(2026, 8, 1), "allowance_recorded": True, "card_closed": True,
+    "residence_deregistered": True,
 }
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("kind", [s.value for s in Stage] + list(KIND_ORDER))
+@pytest.mark.parametrize("kind", [s.value for s in Stage] + list(KIND_ORDER) + ["death_registered"])
 def test_every_notice_renders_in_every_language(kind: str, language: str) -> None:
     subject, body = NoticeRenderer().render(kind, language, CONTEXT)
     assert "Nguyễn Minh An" in subject
@@ -60,3 +62,11 @@ def test_birth_notice_promises_only_what_will_be_done(language: str) -> None:
         assert promise not in body
     _, full = NoticeRenderer().render("birth_recorded", language, CONTEXT)
     assert ("health-insurance card" in full) or ("thẻ bảo hiểm y tế" in full)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_death_notice_says_only_what_was_done(language: str) -> None:
+    _, full = NoticeRenderer().render("death_registered", language, CONTEXT)
+    _, adult = NoticeRenderer().render("death_registered", language, {**CONTEXT, "card_closed": False})
+    card = "health-insurance card" if language == "en" else "thẻ bảo hiểm y tế"
+    assert card in full and card not in adult
