@@ -5,10 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+from temporalio.client import WorkflowHistory
+
 T = TypeVar("T")
+
+HISTORIES = Path(__file__).parent / "workflow" / "histories"
+"""Committed workflow histories; every one must replay on the current workflow code."""
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *, what: str,
@@ -42,3 +49,14 @@ def payload_texts(node: Any) -> list[str]:
 def history_plaintext(history_json: dict[str, Any]) -> str:
     """A whole workflow history as searchable text: the JSON plus every payload decoded."""
     return "\n".join([json.dumps(history_json, ensure_ascii=False), *payload_texts(history_json)])
+
+
+def save_history_if_requested(name: str, history: WorkflowHistory) -> None:
+    """With REGENERATE_HISTORIES=1, commit-ready history files are written once (never overwritten)."""
+    if os.environ.get("REGENERATE_HISTORIES") != "1":
+        return
+    path = HISTORIES / f"{name}.json"
+    if path.exists():
+        return
+    HISTORIES.mkdir(exist_ok=True)
+    path.write_text(history.to_json() + "\n", encoding="utf-8")

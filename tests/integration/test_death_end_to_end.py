@@ -26,7 +26,7 @@ from registry.models import (
 )
 from registry.seed import VN_TZ, family
 from starter import publish_raw
-from tests.helpers import eventually
+from tests.helpers import eventually, save_history_if_requested
 from workflows.contracts import DeathOutcome
 from workflows.death import DeathRegistrationWorkflow, death_workflow_id
 from workflows.lifecycle import CitizenLifecycleWorkflow
@@ -61,6 +61,7 @@ async def death_completed(service: Any, person_id: uuid.UUID) -> DeathOutcome:
             return None
 
     await eventually(status, lambda s: s == WorkflowExecutionStatus.COMPLETED, within=60, what="death workflow done")
+    save_history_if_requested("death_registration", await handle.fetch_history())
     return await handle.result()
 
 

@@ -35,7 +35,7 @@ from registry.models import (
 )
 from registry.seed import VN_TZ, family
 from starter import publish_raw
-from tests.helpers import eventually
+from tests.helpers import eventually, save_history_if_requested
 from workflows.change_contracts import ChangeOutcome
 from workflows.contracts import AgendaAction, AgendaItem, AssignIdInput
 
@@ -62,6 +62,7 @@ async def finished(service: Any, model: Any, prefix: str, event_id: str) -> Chan
     change_id = await eventually(stored, lambda c: c is not None, within=30, what="change stored")
     handle = service.client.get_workflow_handle(f"{prefix}-{change_id}", result_type=ChangeOutcome)
     result: ChangeOutcome = await handle.result()
+    save_history_if_requested(f"{prefix}_workflow", await handle.fetch_history())
     return result
 
 

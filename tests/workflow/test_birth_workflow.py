@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +19,8 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from infra.search_attributes import ATTENTION_REASON, LIFE_EVENT, NEEDS_ATTENTION, PROVINCE_CODE, STAGE
-from tests.helpers import eventually, payload_texts
+from tests.helpers import HISTORIES, eventually, payload_texts, save_history_if_requested
+from worker import WORKFLOWS
 from workflows.birth import AGENCY_MAX_ATTEMPTS, BirthRegistrationWorkflow, SupplyHousehold
 from workflows.contracts import (
     AssignIdInput,
@@ -32,7 +31,6 @@ from workflows.contracts import (
     Stage,
     StageState,
 )
-from workflows.lifecycle import CitizenLifecycleWorkflow
 
 from .conftest import (
     CHILD_ID_NUMBER,
@@ -46,9 +44,8 @@ from .conftest import (
     FakeAgencies,
 )
 
-HISTORIES = Path(__file__).parent / "histories"
 COMMITTED_HISTORIES = ("birth_happy_path", "birth_needs_attention", "birth_lifecycle_handover",
-                       "lifecycle_dose_reported")
+                       "lifecycle_dose_reported", "death_registration", "move_workflow", "correction_workflow")
 
 STAGE_ACTIVITY = {
     Stage.BIRTH_RECORDED: "record_birth",
@@ -97,20 +94,8 @@ async def wait_for_attention(handle: WorkflowHandle[BirthRegistrationWorkflow, B
                      what="no activity in flight (notices of the finished stages sent)")
 
 
-def save_history_if_requested(name: str, history: WorkflowHistory) -> None:
-    """With REGENERATE_HISTORIES=1, commit-ready history files are written once (never overwritten)."""
-    if os.environ.get("REGENERATE_HISTORIES") != "1":
-        return
-    path = HISTORIES / f"{name}.json"
-    if path.exists():
-        return
-    HISTORIES.mkdir(exist_ok=True)
-    path.write_text(history.to_json() + "\n", encoding="utf-8")
-
-
 def replayer() -> Replayer:
-    return Replayer(workflows=[BirthRegistrationWorkflow, CitizenLifecycleWorkflow],
-                    data_converter=pydantic_data_converter)
+    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)  # every workflow type
 
 
 # ---- 1. happy path ---------------------------------------------------------------------------------------------

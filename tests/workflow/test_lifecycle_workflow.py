@@ -15,13 +15,11 @@ from temporalio.worker import Worker
 
 import rules
 from activities.in_memory import InMemoryCitizen
-from tests.helpers import eventually
+from tests.helpers import eventually, save_history_if_requested
 from workflows.change_contracts import AgendaChanged
 from workflows.contracts import DoseReported, LifecycleInput, TimelineEntry
 from workflows.lifecycle import CitizenLifecycleWorkflow
 from workflows.lifecycle_client import citizen_workflow_id, history_lengths
-
-from .test_birth_workflow import save_history_if_requested
 
 MAX_EVENTS_PER_RUN = 300
 
