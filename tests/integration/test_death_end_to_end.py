@@ -88,7 +88,8 @@ async def test_a_child_who_died_gets_nothing_more_and_every_agency_acts_once(set
     await publish_raw(settings, [first], progress=False)
     outcome = await death_completed(service, child.id)
     assert outcome.steps["stop_citizen_lifecycle"] == "lifecycle stopped"
-    assert (await lifecycle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    await eventually(lifecycle.describe, lambda d: d.status == WorkflowExecutionStatus.COMPLETED, within=30,
+                     what="lifecycle ended by the death")
     assert (await lifecycle.query(CitizenLifecycleWorkflow.timeline))[-1].kind == "ended"
 
     # recorded twice (another office's record of the same death): harmless

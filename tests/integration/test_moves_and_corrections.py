@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from temporalio.service import RPCError
 
 import rules
 from activities.identity import RegistryIdentityAgency
@@ -61,6 +62,15 @@ async def finished(service: Any, model: Any, prefix: str, event_id: str) -> Chan
 
     change_id = await eventually(stored, lambda c: c is not None, within=30, what="change stored")
     handle = service.client.get_workflow_handle(f"{prefix}-{change_id}", result_type=ChangeOutcome)
+
+    async def started() -> bool:  # the bridge stores the change, then starts its workflow
+        try:
+            await handle.describe()
+        except RPCError:
+            return False
+        return True
+
+    await eventually(started, bool, within=30, what="change workflow started")
     result: ChangeOutcome = await handle.result()
     save_history_if_requested(f"{prefix}_workflow", await handle.fetch_history())
     return result
