@@ -22,6 +22,7 @@ from events.envelope import (
     Frozen,
     InvalidEvent,
     Name,
+    PastDate,
     PersonalIdNumber,
     ProvinceCode,
     Temporal,
@@ -30,7 +31,6 @@ from events.envelope import (
     in_utc_range,
     make_event,
     parse_document,
-    vietnam_today,
 )
 
 DEATH_REGISTERED: Final = "vn.gov.civil.death.registered"
@@ -49,14 +49,8 @@ class Deceased(Frozen):
     person_id_number: PersonalIdNumber = Field(json_schema_extra={"pattern": "^[0-9]{12}$"},
                                                description="Personal identification number of the deceased.")
     full_name: Name
-    date_of_death: Annotated[date, Temporal]
+    date_of_death: PastDate
 
-    @field_validator("date_of_death")
-    @classmethod
-    def _not_in_future(cls, value: date) -> date:
-        if value > vietnam_today():
-            raise _fail("date_in_future", "is in the future (today in Asia/Ho_Chi_Minh)")
-        return value
 
 
 class Declarant(Frozen):

@@ -32,7 +32,8 @@ import rules
 from events.reasons import InvalidEvent, _echo, _fail, _reason, validation_reasons
 
 __all__ = [
-    "CLOUDEVENT_SCHEMA_ID", "VIETNAM_TZ", "CloudEvent", "InvalidEvent", "Name", "PersonalIdNumber", "PlaceText",
+    "CLOUDEVENT_SCHEMA_ID", "VIETNAM_TZ", "CloudEvent", "InvalidEvent", "Name", "PastDate", "PersonalIdNumber",
+    "PlaceText",
     "ProvinceCode", "civil_subject", "decode_event", "encode_event", "envelope_reasons", "health_subject",
     "make_event", "parse_document", "validation_reasons",
 ]
@@ -138,6 +139,16 @@ def _well_formed_id(value: str) -> str:
 
 PersonalIdNumber = Annotated[str, AfterValidator(_well_formed_id)]
 """A 12-digit personal identification number (shape, province and century digit checked, never echoed)."""
+
+
+def _not_in_future(value: date) -> date:
+    if value > vietnam_today():
+        raise _fail("date_in_future", "is in the future (today in Asia/Ho_Chi_Minh)")
+    return value
+
+
+PastDate = Annotated[date, BeforeValidator(_reject_numbers), AfterValidator(_not_in_future)]
+"""A day that has happened (an ISO 8601 date, today in Vietnam at the latest): a dose, a move, a death."""
 
 
 def _known_province(value: str) -> str:

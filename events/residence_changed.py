@@ -12,23 +12,21 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from events.envelope import (
     AGENCY_CODE_PATTERN,
     CloudEvent,
     Frozen,
     InvalidEvent,
+    PastDate,
     PersonalIdNumber,
     ProvinceCode,
-    Temporal,
-    _fail,
     decode_event,
     make_event,
     parse_document,
-    vietnam_today,
 )
 from workflows.change_contracts import ChangeCase
 
@@ -55,16 +53,10 @@ class ResidenceChanged(Frozen):
     )
     household_number: str = Field(pattern=HOUSEHOLD_NUMBER_PATTERN,
                                   description="Number of the household the citizen now lives in (in the registry).")
-    moved_on: Annotated[date, Temporal] = Field(description="Day of the move (ISO 8601 date).")
+    moved_on: PastDate = Field(description="Day of the move (ISO 8601 date).")
     office_code: str = Field(pattern=AGENCY_CODE_PATTERN, description="Code of the registering civil-status office.")
     province_code: ProvinceCode = Field(description="Code of the province of the office (e.g. 079).")
 
-    @field_validator("moved_on")
-    @classmethod
-    def _not_in_future(cls, value: date) -> date:
-        if value > vietnam_today():
-            raise _fail("date_in_future", "is in the future (today in Asia/Ho_Chi_Minh)")
-        return value
 
 
 def parse_residence_document(document: Mapping[str, Any]) -> tuple[CloudEvent, ResidenceChanged]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, Final, Protocol
 
@@ -21,16 +21,15 @@ from events.envelope import (
     CloudEvent,
     Frozen,
     InvalidEvent,
+    PastDate,
     PersonalIdNumber,
     ProvinceCode,
     StrictInt,
-    Temporal,
     _echo,
     _fail,
     decode_event,
     make_event,
     parse_document,
-    vietnam_today,
 )
 from registry.vaccinations import Citizen
 from workflows.lifecycle_client import citizen_workflow_id
@@ -70,7 +69,7 @@ class VaccinationAdministered(Frozen):
                     "e.g. DPT_VGB_HIB.",
     )
     dose: Annotated[StrictInt, Field(ge=1, le=99)] = Field(description="1-based dose number of that vaccine.")
-    administered_on: Annotated[date, Temporal] = Field(description="Day the dose was given (ISO 8601 date).")
+    administered_on: PastDate = Field(description="Day the dose was given (ISO 8601 date).")
     health_station_code: str = Field(pattern=AGENCY_CODE_PATTERN, description="Code of the health station.")
     province_code: ProvinceCode = Field(description="Code of the province of the health station (e.g. 079).")
 
@@ -82,12 +81,6 @@ class VaccinationAdministered(Frozen):
                         code=_echo(value))
         return value
 
-    @field_validator("administered_on")
-    @classmethod
-    def _not_in_future(cls, value: date) -> date:
-        if value > vietnam_today():
-            raise _fail("date_in_future", "is in the future (today in Asia/Ho_Chi_Minh)")
-        return value
 
 
 def parse_vaccination_document(document: Mapping[str, Any]) -> tuple[CloudEvent, VaccinationAdministered]:
