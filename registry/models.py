@@ -340,6 +340,59 @@ class BirthCorrection(Base):
     received_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
 
 
+class School(Base):
+    """A primary school and its grade-1 places (seeded, or loaded from a CSV with `starter.py load-schools`)."""
+
+    __tablename__ = "schools"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    province_code: Mapped[str] = mapped_column(String(3), index=True)
+    ward_code: Mapped[str] = mapped_column(String(10), index=True)
+    grade1_places: Mapped[int] = mapped_column(Integer)
+
+
+class SchoolPlanRun(Base):
+    """One run of the school-capacity plan (all provinces or one)."""
+
+    __tablename__ = "school_plan_runs"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    workflow_id: Mapped[str] = mapped_column(String(200), unique=True)
+    province_code: Mapped[str | None] = mapped_column(String(3))
+    first_entry_year: Mapped[int] = mapped_column(Integer)
+    years: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(_now())
+    report_dir: Mapped[str | None] = mapped_column(String(500))
+
+
+class SchoolPlanCell(Base):
+    """Projected grade-1 demand against places for one province, ward and entry year of a plan run."""
+
+    __tablename__ = "school_plan_cells"
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("school_plan_runs.id"), primary_key=True)
+    province_code: Mapped[str] = mapped_column(String(3), primary_key=True)
+    ward_code: Mapped[str] = mapped_column(String(10), primary_key=True)
+    entry_year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    demand: Mapped[int] = mapped_column(Integer)
+    places: Mapped[int] = mapped_column(Integer)
+
+
+class DepartmentNotice(Base):
+    """A notice to an agency's department (e.g. a province's education department), once per dedupe key."""
+
+    __tablename__ = "department_notices"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    dedupe_key: Mapped[str] = mapped_column(String(250), unique=True)
+    department: Mapped[str] = mapped_column(String(40))
+    province_code: Mapped[str] = mapped_column(String(3), index=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    plan_run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("school_plan_runs.id"))
+    created_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    published_at: Mapped[datetime | None] = mapped_column(_now())
+
+
 class DataAccess(Base):
     """One row per read of a citizen's personal data: who read it, why, and for which workflow."""
 
