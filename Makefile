@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SEED_FAMILIES ?= 1000
 
-.PHONY: install demo run down status test lint bench clean
+.PHONY: install chromium demo run down status test lint bench bench-schools clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -16,7 +16,14 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# Headless Chromium renders the school-capacity report in the tests (Debian's package; installed when we are root).
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (Debian package) for the report tests ..."; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 demo: install
 	$(BIN)/python -m infra.stack up
@@ -43,6 +50,9 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/births_throughput.py
+
+bench-schools: install
+	$(BIN)/python bench/school_plan.py
 
 clean: down
 	rm -rf .data
