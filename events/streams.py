@@ -10,9 +10,8 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from events.birth_registered import BIRTH_REGISTERED, BIRTH_SUBJECT_EVENT
+from events.catalog import EVENT_SUBJECTS
 from events.envelope import civil_subject, health_subject
-from events.vaccination_administered import VACCINATION_ADMINISTERED, VACCINATION_SUBJECT_EVENT
 from infra.settings import Settings
 
 CIVIL_SUBJECTS = "civil.>"
@@ -42,14 +41,6 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
     ]
 
 
-EVENT_SUBJECTS: dict[str, tuple[str, str]] = {
-    # CloudEvent type -> (first subject token, last subject token); one line per event type
-    BIRTH_REGISTERED: ("civil", BIRTH_SUBJECT_EVENT),
-    VACCINATION_ADMINISTERED: ("health", VACCINATION_SUBJECT_EVENT),
-    "vn.gov.civil.death.registered": ("civil", "death_registered"),
-    "vn.gov.civil.residence.changed": ("civil", "residence_changed"),
-    "vn.gov.civil.birth.corrected": ("civil", "birth_corrected"),
-}
 
 
 def subject_for(event_type: object, province_code: str) -> str:
