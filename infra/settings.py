@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     bridge_concurrency: int = Field(default=8, ge=1, le=256, alias="BRIDGE_CONCURRENCY")
     bridge_max_backoff_seconds: float = Field(default=30.0, alias="BRIDGE_MAX_BACKOFF_SECONDS")
 
+    school_plan_cron: str = Field(default="0 2 1 * *", alias="SCHOOL_PLAN_CRON")
+    """When the Temporal Schedule `school-capacity-plan` runs (jurisdiction time; applied when it is created)."""
+
     postgres_port: int = Field(default=5433, alias="POSTGRES_PORT")
     database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
 

@@ -50,3 +50,9 @@ def enrolment_notice_date(birth_date: date) -> date:
     """When the family is told where to enrol for grade 1: spring of the entry year."""
     s = _settings()
     return clamped_date(school_entry_year(birth_date), s.notice_month, s.notice_day)
+
+
+def next_entry_year(on: date) -> int:
+    """The grade-1 intake still to come on ``on``: this year's if its school year has not begun, else next year's."""
+    s = _settings()
+    return on.year if on < clamped_date(on.year, s.start_month, s.start_day) else on.year + 1
