@@ -14,6 +14,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -36,6 +37,7 @@ from activities import (
     moves,
     notification,
     residence,
+    school_planning,
 )
 from activities.common import agency_activity
 from events.birth_corrected import BirthCorrectedHandler
@@ -45,7 +47,8 @@ from events.death_registered import DeathHandler
 from events.residence_changed import ResidenceChangedHandler
 from events.streams import ensure_streams
 from events.vaccination_administered import VaccinationHandler
-from infra.settings import Settings
+from infra.schedules import ensure_school_plan_schedule
+from infra.settings import PROJECT_ROOT, Settings
 from registry.changes import RegistryCorrectionRecords, RegistryMoveRecords
 from registry.db import Registry, make_engine
 from registry.deaths import RegistryDeathRecords
@@ -57,11 +60,12 @@ from workflows.client import TemporalBirthStarter, TemporalDeathStarter
 from workflows.death import DeathRegistrationWorkflow
 from workflows.lifecycle import CitizenLifecycleWorkflow
 from workflows.lifecycle_client import TemporalLifecycles
+from workflows.school_plan import SchoolCapacityPlanWorkflow
 
 log = logging.getLogger("lifeevents.worker")
 
 WORKFLOWS = [BirthRegistrationWorkflow, CitizenLifecycleWorkflow, DeathRegistrationWorkflow, ResidenceChangeWorkflow,
-             BirthCorrectionWorkflow]
+             BirthCorrectionWorkflow, SchoolCapacityPlanWorkflow]
 
 
 async def connect_temporal(settings: Settings) -> Client:
@@ -73,7 +77,8 @@ async def connect_nats(settings: Settings, name: str = "lifeevents") -> NatsClie
     return await nats.connect(settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
 
 
-def build_activities(registry: Registry, js: JetStreamContext, lifecycles: TemporalLifecycles) -> list[Any]:
+def build_activities(registry: Registry, js: JetStreamContext, lifecycles: TemporalLifecycles, *,
+                     data_dir: Path = PROJECT_ROOT / ".data") -> list[Any]:
     """Each agency port with its built-in implementation; swap one here to call a real agency API."""
     gateway = notification.NatsNoticeGateway(js)
     notices = notification.RegistryNotificationAgency(registry, gateway)
@@ -83,6 +88,7 @@ def build_activities(registry: Registry, js: JetStreamContext, lifecycles: Tempo
     movers = moves.RegistryMoveAgencies(registry, notices)
     fixes = corrections.RegistryCorrectionAgencies(registry, notices)
     changes = TemporalChanges(lifecycles.client, lifecycles.task_queue)
+    plans = school_planning.RegistrySchoolPlanning(registry, school_planning.NatsDepartmentGateway(js), data_dir)
     return [
         agency_activity("record_birth", civil.AGENCY, civil.RegistryCivilRegistry(registry).record_birth),
         agency_activity("assign_personal_id", identity.AGENCY,
@@ -116,6 +122,10 @@ def build_activities(registry: Registry, js: JetStreamContext, lifecycles: Tempo
         agency_activity("recompute_school_entry_after_correction", corrections.EDUCATION,
                         fixes.recompute_school_entry),
         agency_activity("notify_birth_corrected", notification.AGENCY, fixes.notify_birth_corrected),
+        agency_activity("compute_school_plan", school_planning.AGENCY, plans.compute_school_plan),
+        agency_activity("write_school_reports", school_planning.AGENCY, plans.write_school_reports),
+        agency_activity("notify_education_departments", school_planning.AGENCY,
+                        plans.notify_education_departments),
     ]
 
 
@@ -130,7 +140,8 @@ class Service:
     def worker(self, **options: Any) -> Worker:
         return Worker(self.client, task_queue=self.settings.task_queue, workflows=WORKFLOWS,
                       activities=build_activities(self.registry, self.js,
-                                                  TemporalLifecycles(self.client, self.settings.task_queue)),
+                                                  TemporalLifecycles(self.client, self.settings.task_queue),
+                                                  data_dir=self.settings.data_dir),
                       **options)
 
     def bridge(self) -> EventBridge:
@@ -153,6 +164,8 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
     await ensure_streams(js, settings)
     try:
         client = await connect_temporal(settings)
+        if await ensure_school_plan_schedule(client, settings):
+            log.info("created the Temporal Schedule school-capacity-plan (%s)", settings.school_plan_cron)
         yield Service(settings, registry, nc, js, client)
     finally:
         await nc.drain()
