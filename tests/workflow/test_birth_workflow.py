@@ -45,7 +45,8 @@ from .conftest import (
 )
 
 COMMITTED_HISTORIES = ("birth_happy_path", "birth_needs_attention", "birth_lifecycle_handover",
-                       "lifecycle_dose_reported", "death_registration", "move_workflow", "correction_workflow")
+                       "lifecycle_dose_reported", "death_registration", "move_workflow", "correction_workflow",
+                       "school_plan")
 
 STAGE_ACTIVITY = {
     Stage.BIRTH_RECORDED: "record_birth",
