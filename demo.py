@@ -78,6 +78,33 @@ async def wait_for_notices(settings: Settings, registrations: list[str], wait_se
     return counts
 
 
+async def print_school_plan(settings: Settings, wait_seconds: float) -> bool:
+    """Run the monthly school-capacity plan now (the schedule, triggered) and say where its reports are."""
+    import rules
+    from worker import connect_temporal
+    from workflows.school_plan_client import SchedulePlanMissing, trigger_schedule
+
+    print()
+    print("=" * 100)
+    try:
+        handle = await trigger_schedule(await connect_temporal(settings))
+        outcome = await asyncio.wait_for(handle.result(), timeout=wait_seconds)
+    except (SchedulePlanMissing, TimeoutError) as exc:
+        print(f"School capacity plan: not finished ({exc or 'timed out'})")
+        return False
+    print(f"School capacity plan {outcome.first_entry_year}-{outcome.first_entry_year + outcome.years - 1} "
+          f"(schedule school-capacity-plan, run now; workflow {handle.id})")
+    print(f"  reports: {outcome.report_dir}")
+    print(f"  index:   {outcome.index}")
+    for province in outcome.notified_provinces:  # the index lists every province's report
+        html_path = outcome.reports[province][0]
+        print(f"    {province} {rules.province_name(province):<24} {outcome.short_wards.get(province, 0):>3} "
+              f"ward(s) short of grade-1 places, education department notified: {html_path}")
+    print(f"    {len(outcome.reports) - len(outcome.notified_provinces)} other province(s) with room for every "
+          "child; each has its report in the index")
+    return True
+
+
 async def run_demo(settings: Settings, *, publish_raw: Callable[..., Awaitable[list[dict[str, Any]]]],
                    load_status: Callable[[Settings, str], Awaitable[dict[str, Any] | None]],
                    load_inbox: Callable[[Settings, str], Awaitable[list[dict[str, Any]] | None]],
@@ -117,6 +144,8 @@ async def run_demo(settings: Settings, *, publish_raw: Callable[..., Awaitable[l
         mover_id_number=((hanoi or {}).get("child") or {}).get("personal_id_number"),
         corrected_registration=twin.registration_number,
         corrected_name=twin.child.full_name.rsplit(" ", 1)[0] + " Ngọc Ánh", wait_seconds=wait_seconds)
+    if not await print_school_plan(settings, wait_seconds):
+        unfinished.append("school capacity plan")
     print()
     if not events_done:
         unfinished.append("life events")
