@@ -62,12 +62,14 @@ class Household(Base):
     __tablename__ = "households"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     household_number: Mapped[str] = mapped_column(String(32), unique=True)
-    address_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("addresses.id"))
+    address_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("addresses.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
 
 
 class Person(Base):
     __tablename__ = "persons"
+    __table_args__ = (Index("ix_persons_alive_date_of_birth", "date_of_birth", postgresql_include=["household_id"],
+                            postgresql_where=text("status = 'alive'")),)  # the school plan's cohorts (0007)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     personal_id_number: Mapped[str | None] = mapped_column(String(12), unique=True)
     full_name: Mapped[str] = mapped_column(String(100))

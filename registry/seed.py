@@ -18,6 +18,7 @@ import rules
 from events.models import BirthRegistered
 from registry.db import Registry
 from registry.models import Address, Household, Person
+from registry.schools import seed_schools
 
 NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e8a-9c3f-1a2b3c4d5e6f")
 VN_TZ = timezone(timedelta(hours=7))
@@ -104,7 +105,8 @@ def families(count: int) -> Iterator[SeedFamily]:
 
 async def seed_population(registry: Registry, count: int, *, batch: int = 500,
                           progress: Callable[[int], None] | None = None) -> int:
-    """Insert `count` families (idempotent); returns how many families were written in this call's batches."""
+    """Insert `count` families (idempotent), then synthetic schools for their wards; returns how many families were
+    written in this call's batches."""
     for start in range(0, count, batch):
         chunk = [family(i) for i in range(start, min(count, start + batch))]
         async with registry.unit_of_work() as session:
@@ -125,6 +127,7 @@ async def seed_population(registry: Registry, count: int, *, batch: int = 500,
             await session.execute(insert(Person).values(people).on_conflict_do_nothing())
         if progress:
             progress(len(chunk))
+    await seed_schools(registry)  # synthetic primary schools for the wards these households live in
     return count
 
 
