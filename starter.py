@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from cli import lifecycle as lifecycle_commands
+from cli import schools as school_commands
 from cli.common import EXIT_ERROR, CliError
 from cli.operator import (
     cmd_dlq,
@@ -42,7 +43,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "migrate": cmd_migrate, "seed-population": cmd_seed_population, "publish": cmd_publish,
     "simulate-births": cmd_simulate_births, "status": cmd_status, "inbox": cmd_inbox, "dlq": cmd_dlq,
     "supply-household": cmd_supply_household, "retry-failed": cmd_retry_failed, "demo": cmd_demo,
-    **lifecycle_commands.COMMANDS,
+    **lifecycle_commands.COMMANDS, **school_commands.COMMANDS,
 }
 
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("demo", "publish the sample births and print what the state did").add_argument(
         "--timeout", type=float, default=180.0, help="seconds to wait for the stages (default 180)")
     lifecycle_commands.add_commands(add)
+    school_commands.add_commands(add)
     return parser
 
 
