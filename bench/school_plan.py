@@ -93,7 +93,7 @@ async def explain(registry: Registry, first_entry_year: int) -> list[str]:
 def summary(plan: list[str], top: int = 14) -> list[str]:
     nodes = [line for line in plan if "->" in line or line == plan[0]]
     totals = [line for line in plan if line.startswith(("Planning Time", "Execution Time"))]
-    return [line[:150] for line in nodes[:top]] + totals
+    return [line[:220] for line in nodes[:top]] + totals
 
 
 async def main(children: int) -> None:
