@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-install: $(STAMP) chromium
+install: $(STAMP)
 
-# Headless Chromium renders the school-capacity report in the tests (Debian's package; installed when we are root).
+# Headless Chromium renders the school-capacity report in the tests (Debian's package; installed when we are root;
+# `make test` needs it, `make demo` does not).
 chromium:
 	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing chromium (Debian package) for the report tests ..."; \
@@ -41,7 +42,7 @@ down:
 status: install
 	$(BIN)/python -m infra.stack status
 
-test: install
+test: install chromium
 	$(BIN)/python -m pytest -q
 
 lint: install
