@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 import rules
 from events.models import BirthRegistered
 from registry.db import Registry
-from registry.models import Address, Household, Person
+from registry.models import Address, Household, Person, ResidencePeriod
 from registry.schools import seed_schools
 
 NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e8a-9c3f-1a2b3c4d5e6f")
@@ -125,6 +125,10 @@ async def seed_population(registry: Registry, count: int, *, batch: int = 500,
                                        household_id=f.household_id if in_household else None,
                                        preferred_language="vi"))
             await session.execute(insert(Person).values(people).on_conflict_do_nothing())
+            await session.execute(insert(ResidencePeriod).values([  # residence is a history: the current period
+                dict(id=uuid.uuid5(NAMESPACE, f"period-{p['id']}"), person_id=p["id"], household_id=p["household_id"],
+                     valid_from=p["date_of_birth"], started_by="backfill")
+                for p in people if p["household_id"] is not None]).on_conflict_do_nothing())
         if progress:
             progress(len(chunk))
     await seed_schools(registry)  # synthetic primary schools for the wards these households live in

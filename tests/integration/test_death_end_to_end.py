@@ -142,6 +142,9 @@ async def test_death_of_a_person_born_before_the_system(settings: Settings, serv
     async with service.registry.unit_of_work() as session:
         person = await session.get(Person, father.person_id)
         assert person is not None and person.status == "deceased" and person.household_id is None
+        periods = (await session.scalars(select(ResidencePeriod)
+                                         .where(ResidencePeriod.person_id == father.person_id))).all()
+        assert [(p.valid_to, p.ended_by) for p in periods] == [(died, "death")]
         assert await session.scalar(select(func.count()).select_from(FuneralAllowance).where(
             FuneralAllowance.deceased_person_id == father.person_id)) == 1
 
