@@ -50,19 +50,24 @@ async def load_timeline(settings: Settings, id_number: str) -> list[Any] | None:
     registry = registry_for(settings)
     try:
         async with registry.unit_of_work() as session:
-            person_id = await session.scalar(select(Person.id).where(Person.personal_id_number == id_number))
-            if person_id is not None:
-                log_access(session, citizen=person_id, agency=READER, purpose="read lifecycle timeline",
-                           workflow_id=citizen_workflow_id(person_id))
+            row = (await session.execute(select(Person.id, Person.status).where(
+                Person.personal_id_number == id_number))).first()
+            if row is not None:
+                log_access(session, citizen=row[0], agency=READER, purpose="read lifecycle timeline",
+                           workflow_id=citizen_workflow_id(row[0]))
     finally:
         await registry.close()
-    if person_id is None:
+    if row is None:
         raise CliError("ID_NUMBER: no citizen with this personal ID number", EXIT_NOT_FOUND)
+    person_id, status = row
     client = await connect_temporal(settings)
     try:
         entries: list[Any] = await client.get_workflow_handle(citizen_workflow_id(person_id)).query(
             CitizenLifecycleWorkflow.timeline)
     except RPCError:
+        if status == "deceased":  # died before the system started a lifecycle for them: there is none to show
+            raise CliError("ID_NUMBER: this citizen's death is recorded; no lifecycle was running",
+                           EXIT_NOT_FOUND) from None
         return None
     return entries
 

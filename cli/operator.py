@@ -91,7 +91,9 @@ def format_status(s: dict[str, Any]) -> str:
     lines.append(f"  health insurance: {card['card_number']} valid {card['valid_from']} to {card['valid_until']}"
                  if card else "  health insurance: (not yet issued)")
     res = s.get("residence")
-    lines.append(f"  residence: household {res['household_number']} ({res['basis']}'s), {res['address']}"
+    basis = {"mother": "the mother's household", "father": "the father's household", "operator": "set by an operator",
+             "move": "moved"}.get(res["basis"], res["basis"]) if res else ""
+    lines.append(f"  residence: household {res['household_number']} ({basis}), {res['address']}"
                  if res else "  residence: (not yet registered)")
     school = s.get("school")
     lines.append(f"  school: grade 1 in September {school['entry_year']} (ward {school['ward_code']})"
