@@ -59,11 +59,13 @@ class NatsNoticeGateway:
         self.subject_prefix = subject_prefix
 
     async def publish(self, notice: Notification) -> None:
+        """A reference, not the text: the app gateway reads the notice from the inbox by its id, so the stream
+        holds no name, number or address."""
         body = json.dumps({
             "notification_id": str(notice.id), "citizen": str(notice.citizen_person_id),
             "recipient": str(notice.recipient_person_id) if notice.recipient_person_id else None,
-            "stage": notice.stage, "language": notice.language, "subject": notice.subject, "body": notice.body,
-        }, ensure_ascii=False).encode()
+            "stage": notice.stage, "language": notice.language,
+        }).encode()
         await self.js.publish(f"{self.subject_prefix}.{notice.citizen_person_id}", body,
                               headers={"Nats-Msg-Id": notice.dedupe_key})
 

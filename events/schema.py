@@ -172,8 +172,9 @@ def asyncapi_document() -> dict[str, Any]:
                 "title": "Notices to citizens",
                 "description": (
                     "Stream NOTIFY. One message per notice delivered to a citizen's in-app inbox (after a birth "
-                    "stage, a lifecycle reminder, a death), for the app gateway; Nats-Msg-Id is the notice's "
-                    "dedupe key, so a notice is announced once."
+                    "stage, a lifecycle reminder, a death), for the app gateway: a reference (notification id, "
+                    "citizen UUID), never the text; Nats-Msg-Id is the notice's dedupe key, so a notice is "
+                    "announced once."
                 ),
                 "parameters": {"citizen": {"description": "Registry UUID of the citizen the notice is about."}},
                 "servers": [{"$ref": "#/servers/nats"}],
@@ -239,9 +240,9 @@ def asyncapi_document() -> dict[str, Any]:
                             "recipient": {"type": ["string", "null"], "format": "uuid"},
                             "stage": {"type": "string", "description": "Birth stage or lifecycle item kind."},
                             "language": {"type": "string"},
-                            "subject": {"type": "string"},
-                            "body": {"type": "string"},
                         },
+                        "description": ("A reference only: the gateway reads the notice's text from the inbox by "
+                                        "its id; the stream holds no personal data."),
                         "required": ["notification_id", "citizen", "stage"],
                     },
                 },

@@ -25,19 +25,27 @@ UNKNOWN_TYPE_EVENT = "unknown_event_type"
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
     window = float(settings.dedupe_window_seconds)
+
+    def days(n: float) -> float:  # max_age in seconds, never shorter than the duplicate window
+        return max(n * 24 * 3600, window)
+
     return [
         StreamConfig(name=settings.civil_stream, subjects=[CIVIL_SUBJECTS], storage=StorageType.FILE,
                      retention=RetentionPolicy.LIMITS, duplicate_window=window, discard=DiscardPolicy.OLD,
+                     max_age=days(settings.civil_retention_days),
                      description="Civil-status events (CloudEvents 1.0), civil.<province>.<event>"),
         StreamConfig(name=settings.health_stream, subjects=[HEALTH_SUBJECTS], storage=StorageType.FILE,
                      retention=RetentionPolicy.LIMITS, duplicate_window=window, discard=DiscardPolicy.OLD,
+                     max_age=days(settings.health_retention_days),
                      description="Health events (CloudEvents 1.0), health.<province>.<event>"),
         StreamConfig(name=settings.dlq_stream, subjects=[f"{DLQ_PREFIX}.>"], storage=StorageType.FILE,
                      retention=RetentionPolicy.LIMITS, duplicate_window=window,
+                     max_age=days(settings.dlq_retention_days),
                      description="Events that failed validation: original bytes + Dead-Letter-Reason header"),
         StreamConfig(name=settings.notify_stream, subjects=[f"{NOTIFY_PREFIX}.>"], storage=StorageType.FILE,
                      retention=RetentionPolicy.LIMITS, duplicate_window=window,
-                     description="Notices delivered to citizens' in-app inboxes, for the app gateway"),
+                     max_age=days(settings.notify_retention_days),
+                     description="References to notices delivered to citizens' in-app inboxes, for the app gateway"),
     ]
 
 

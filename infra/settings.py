@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     dlq_stream: str = Field(default="CIVIL_DLQ", alias="NATS_DLQ_STREAM")
     notify_stream: str = Field(default="NOTIFY", alias="NATS_NOTIFY_STREAM")
     dedupe_window_seconds: int = Field(default=2 * 60 * 60, alias="NATS_DEDUPE_WINDOW_SECONDS")
+    civil_retention_days: float = Field(default=30, gt=0, alias="NATS_CIVIL_RETENTION_DAYS")
+    """Events hold personal data: the registry keeps what it needs, the streams forget after this many days."""
+    health_retention_days: float = Field(default=30, gt=0, alias="NATS_HEALTH_RETENTION_DAYS")
+    dlq_retention_days: float = Field(default=90, gt=0, alias="NATS_DLQ_RETENTION_DAYS")
+    """Dead letters wait this long for an operator (their reasons hold no personal data, their bytes do)."""
+    notify_retention_days: float = Field(default=7, gt=0, alias="NATS_NOTIFY_RETENTION_DAYS")
     bridge_civil_durable: str = Field(default="civil-events", alias="BRIDGE_CIVIL_DURABLE")
     bridge_health_durable: str = Field(default="health-events", alias="BRIDGE_HEALTH_DURABLE")
     bridge_concurrency: int = Field(default=8, ge=1, le=256, alias="BRIDGE_CONCURRENCY")
