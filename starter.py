@@ -28,6 +28,7 @@ from cli.operator import (
 )
 from cli.publishing import cmd_publish, cmd_simulate_births, publish_raw
 from cli.setup import cmd_migrate, cmd_seed_population
+from infra.redaction import install_redaction
 from infra.settings import Settings
 
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_redaction()
     args = build_parser().parse_args(argv)
     settings = Settings()
     try:

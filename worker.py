@@ -47,6 +47,7 @@ from events.death_registered import DeathHandler
 from events.residence_changed import ResidenceChangedHandler
 from events.streams import ensure_streams
 from events.vaccination_administered import VaccinationHandler
+from infra.redaction import install_redaction
 from infra.schedules import ensure_school_plan_schedule
 from infra.settings import PROJECT_ROOT, Settings
 from registry.changes import RegistryCorrectionRecords, RegistryMoveRecords
@@ -199,6 +200,7 @@ def main() -> None:
     parser.add_argument("--bridge-only", action="store_true", help="run the NATS→Temporal bridge only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     asyncio.run(run(Settings(), with_bridge=not args.no_bridge, with_worker=not args.bridge_only))
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import sys
 
+from infra.redaction import install_redaction
 from infra.settings import Settings
 from infra.stack import EmbeddedStack, StackError
 from registry.migrate import upgrade
@@ -28,6 +29,7 @@ def main() -> int:
         import worker
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        install_redaction()
         logging.getLogger("temporalio").setLevel(logging.WARNING)
         asyncio.run(worker.run(settings))
     finally:
