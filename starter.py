@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from cli import ledger as ledger_commands
 from cli import lifecycle as lifecycle_commands
 from cli import schools as school_commands
 from cli.common import EXIT_ERROR, CliError
@@ -44,7 +45,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "migrate": cmd_migrate, "seed-population": cmd_seed_population, "publish": cmd_publish,
     "simulate-births": cmd_simulate_births, "status": cmd_status, "inbox": cmd_inbox, "dlq": cmd_dlq,
     "supply-household": cmd_supply_household, "retry-failed": cmd_retry_failed, "demo": cmd_demo,
-    **lifecycle_commands.COMMANDS, **school_commands.COMMANDS,
+    **lifecycle_commands.COMMANDS, **school_commands.COMMANDS, **ledger_commands.COMMANDS,
 }
 
 
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=180.0, help="seconds to wait for the stages (default 180)")
     lifecycle_commands.add_commands(add)
     school_commands.add_commands(add)
+    ledger_commands.add_commands(add)
     return parser
 
 

@@ -86,5 +86,6 @@ async def _match_parent(session: Any, role: Role, named: dict[str, Any] | None, 
         return None, found
     linked = found == MATCHED
     log_access(session, citizen=person.id, agency=AGENCY, workflow_id=workflow_id,
-               purpose="link parent to birth record" if linked else "match parent to birth record (no match)")
+               purpose="link parent to birth record" if linked else "match parent to birth record (no match)",
+               fields="personal_id_number,full_name,sex,date_of_birth")
     return (person if linked else None), found

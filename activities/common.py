@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -39,10 +41,39 @@ async def registered_on(session: AsyncSession, person_id: uuid.UUID) -> date:
     return rules.local_date(at if at is not None else datetime.now(UTC))
 
 
-def log_access(session: AsyncSession, *, citizen: uuid.UUID, agency: str, purpose: str,
-               workflow_id: str | None) -> None:
-    """Record one read of a citizen's personal data (Data-Tracker style: who, why, for which workflow)."""
-    session.add(DataAccess(citizen_person_id=citizen, agency=agency, purpose=purpose, workflow_id=workflow_id))
+UNSPECIFIED_FIELDS = "person-record"
+"""`fields` of a read whose call site does not name the fields it reads: the person record as a whole."""
+_PENDING_ACCESS = "lifeevents.pending_data_access"
+
+
+def log_access(session: AsyncSession, *, citizen: uuid.UUID | None, agency: str, purpose: str,
+               workflow_id: str | None, fields: str = UNSPECIFIED_FIELDS) -> None:
+    """Record one read of personal data in the ledger (who, which fields, why, for which workflow).
+
+    The entry is written when the session commits, in the same transaction as the step's effect (a rolled-back
+    step leaves none), with ON CONFLICT DO NOTHING: an entry with a workflow id is unique per (workflow, reader,
+    purpose, citizen), so a retried activity adds no second entry. The hash chain is set by the database trigger.
+    """
+    pending: list[dict[str, Any]] = session.sync_session.info.setdefault(_PENDING_ACCESS, [])
+    pending.append({"citizen_person_id": citizen, "agency": agency, "purpose": purpose, "workflow_id": workflow_id,
+                    "fields": fields})
+
+
+@event.listens_for(Session, "before_commit")
+def _write_access_ledger(session: Session) -> None:
+    pending = session.info.pop(_PENDING_ACCESS, None)
+    if not pending:
+        return
+    connection = session.connection()
+    for row in pending:  # one statement per entry: each takes its place in the chain
+        connection.execute(pg_insert(DataAccess).values(**row).on_conflict_do_nothing(
+            index_elements=["workflow_id", "agency", "purpose", "citizen_person_id"],
+            index_where=DataAccess.workflow_id.is_not(None)))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_access_ledger(session: Session) -> None:
+    session.info.pop(_PENDING_ACCESS, None)
 
 
 async def run_step(agency: str, step: Awaitable[T]) -> T:

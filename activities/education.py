@@ -37,7 +37,7 @@ class RegistryEducationAgency:
             if address is None:
                 raise ApplicationError("household address missing", type="NotReady")
             log_access(session, citizen=child.id, agency=AGENCY, purpose="school-entry forecast (ward, entry year)",
-                       workflow_id=inp.workflow_id)
+                       workflow_id=inp.workflow_id, fields="date_of_birth,address")
             if rules.school_entry_passed(child.date_of_birth, await registered_on(session, child.id)):
                 return StepDone(newly_done=False, applicable=False, basis=ENTRY_PASSED)
             result = await session.execute(

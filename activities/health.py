@@ -39,7 +39,7 @@ class RegistryHealthAgency:
         async with self.registry.unit_of_work() as session:
             child = await require_child(session, inp.child_person_id)
             log_access(session, citizen=child.id, agency=AGENCY, purpose="plan immunization from date of birth",
-                       workflow_id=inp.workflow_id)
+                       workflow_id=inp.workflow_id, fields="date_of_birth")
             plan = rules.vaccination_plan(child.date_of_birth, as_of=await registered_on(session, child.id))
             if not plan:
                 return StepDone(newly_done=False, applicable=False, basis=BEYOND_PROGRAMME)
@@ -66,8 +66,9 @@ class RegistryHealthAgency:
                 return ActionOutcome(done=False, detail="report already applied")
             report.applied_at = datetime.now(UTC)
             child = await require_child(session, inp.person_id)
-            log_access(session, citizen=child.id, agency=AGENCY, purpose="record a dose given, re-plan the next ones",
-                       workflow_id=inp.workflow_id)
+            log_access(session, citizen=child.id, agency=AGENCY,
+                       purpose=f"record a dose given, re-plan the next ones (report {report.id})",
+                       workflow_id=inp.workflow_id, fields="vaccination_plan,date_of_birth")
             rows = {(r.vaccine, r.dose): r for r in (await session.scalars(
                 select(PlannedVaccination).where(PlannedVaccination.person_id == child.id)
                 .with_for_update())).all()}

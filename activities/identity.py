@@ -41,7 +41,7 @@ class RegistryIdentityAgency:
                 return IdAssigned(newly_assigned=False)
             child = await require_child(session, inp.child_person_id)
             log_access(session, citizen=child.id, agency=AGENCY, purpose="derive ID number prefix (sex, birth year)",
-                       workflow_id=inp.workflow_id)
+                       workflow_id=inp.workflow_id, fields="sex,date_of_birth")
             prefix = rules.personal_id_prefix(inp.province_code, child.sex, child.date_of_birth)  # type: ignore[arg-type]
 
         for _ in range(MAX_DRAWS):

@@ -42,7 +42,7 @@ class RegistryInsuranceAgency:
             if child is None or child.personal_id_number is None:
                 raise ApplicationError("child has no personal ID number yet", type="NotReady")
             log_access(session, citizen=child.id, agency=AGENCY, purpose="issue under-6 health-insurance card",
-                       workflow_id=inp.workflow_id)
+                       workflow_id=inp.workflow_id, fields="personal_id_number,date_of_birth")
             if not rules.child_card_eligible(child.date_of_birth, await registered_on(session, child.id)):
                 return StepDone(newly_done=False, applicable=False, basis=NOT_UNDER_6)
             valid_from, valid_until = rules.health_insurance_validity(child.date_of_birth)

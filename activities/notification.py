@@ -149,8 +149,10 @@ class RegistryNotificationAgency:
             recipients = await recipients_of(session, citizen, on or rules.local_date(datetime.now(UTC)),
                                              declarant_id)
             if notice is None:
-                log_access(session, citizen=citizen.id, agency=AGENCY, purpose=f"notify family: {kind}",
-                           workflow_id=workflow_id)
+                step = key.removeprefix(f"{workflow_id}/")  # one entry per notice, also for repeated kinds
+                log_access(session, citizen=citizen.id, agency=AGENCY, workflow_id=workflow_id,
+                           purpose=f"notify family: {kind}" if step == kind else f"notify family: {kind} ({step})",
+                           fields="full_name,preferred_language,contacts,parents")
                 context = await build_context(session, citizen)
                 subject, body = self.renderer.render(kind, citizen.preferred_language, context)
                 await session.execute(

@@ -53,7 +53,8 @@ class RegistryResidenceAgency:
                 for parent in (mother, father):
                     if parent is not None:
                         log_access(session, citizen=parent.id, agency=AGENCY,
-                                   purpose="find household for newborn's residence", workflow_id=inp.workflow_id)
+                                   purpose="find household for newborn's residence", workflow_id=inp.workflow_id,
+                                   fields="household")
                 if mother is not None and mother.household_id is not None:
                     household_id, basis = mother.household_id, "mother"
                 elif father is not None and father.household_id is not None:

@@ -149,6 +149,20 @@ async def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def log_dlq_read(settings: Settings, count: int) -> None:
+    """Reading dead letters is an access: the raw events may hold anyone's personal data, but they were never
+    matched to a citizen, so the ledger entry has no citizen (reader, the raw fields, how many were shown)."""
+    from activities.common import log_access
+
+    registry = registry_for(settings)
+    try:
+        async with registry.unit_of_work() as session:
+            log_access(session, citizen=None, agency=READER, workflow_id=None, fields="dead-letter events (raw)",
+                       purpose=f"read the dead-letter queue ({count} events)")
+    finally:
+        await registry.close()
+
+
 async def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
     from nats.js.errors import NotFoundError
 
@@ -175,6 +189,7 @@ async def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
                                 "data": (msg.data or b"").decode("utf-8", errors="replace")})
     finally:
         await nc.drain()
+    await log_dlq_read(settings, len(entries))
     if args.json:
         print_json(entries)
     elif not entries:

@@ -396,15 +396,29 @@ class DepartmentNotice(Base):
 
 
 class DataAccess(Base):
-    """One row per read of a citizen's personal data: who read it, why, and for which workflow."""
+    """One row per read of a citizen's personal data: who read it, which fields, why, for which workflow.
+
+    A tamper-evident ledger (migration 0008): a BEFORE INSERT trigger sets `seq`, `prev_hash` and
+    `hash` = sha256(prev_hash + the entry in canonical form) under an advisory lock; `cli/ledger.py` verifies
+    the chain. A step's entry is unique per (workflow, reader, purpose, citizen), so a retry adds none.
+    """
 
     __tablename__ = "data_access_log"
+    __table_args__ = (Index("ix_data_access_log_seq", "seq", unique=True),
+                      Index("uq_data_access_log_step", "workflow_id", "agency", "purpose", "citizen_person_id",
+                            unique=True, postgresql_where=text("workflow_id IS NOT NULL")))
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    citizen_person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    citizen_person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    """Null for a read that is not about one citizen (the dead-letter queue)."""
     agency: Mapped[str] = mapped_column(String(40))
     purpose: Mapped[str] = mapped_column(String(200))
     workflow_id: Mapped[str | None] = mapped_column(String(200))
-    accessed_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
+    accessed_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now(), index=True)
+    fields: Mapped[str | None] = mapped_column(String(500))
+    """The personal data read, comma-separated (e.g. `full_name,date_of_birth,address`)."""
+    seq: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 __all__ = [

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
+from activities.common import log_access
 from registry.db import Registry
-from registry.models import DataAccess, Person, VaccinationReport
+from registry.models import Person, VaccinationReport
 
 if TYPE_CHECKING:  # the event module imports this one (its bridge handler stores through it)
     from events.envelope import CloudEvent
@@ -52,8 +53,8 @@ class RegistryVaccinationRecords:
             report_id = await session.scalar(
                 select(VaccinationReport.id)
                 .where(VaccinationReport.event_source == event.source, VaccinationReport.event_id == event.id))
-            session.add(DataAccess(citizen_person_id=citizen.person_id, agency=AGENCY, purpose=PURPOSE,
-                                   workflow_id=workflow_id))
+            log_access(session, citizen=citizen.person_id, agency=AGENCY, purpose=f"{PURPOSE} (report {report_id})",
+                       workflow_id=workflow_id, fields="personal_id_number")
         if report_id is None:  # only if the row was deleted between the two statements
             raise RuntimeError("vaccination report vanished after insert")
         return report_id

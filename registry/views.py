@@ -45,7 +45,8 @@ async def birth_status(session: AsyncSession, registration_number: str, *, reade
     times: dict[str, Any] = {Stage.BIRTH_RECORDED: reg.recorded_at}
     child = await session.get(Person, reg.child_person_id) if reg.child_person_id else None
     if child is not None:
-        log_access(session, citizen=child.id, agency=reader, purpose="birth status", workflow_id=None)
+        log_access(session, citizen=child.id, agency=reader, purpose="birth status", workflow_id=None,
+                   fields="full_name,sex,date_of_birth,personal_id_number,card,residence,vaccination_plan")
         first_id = await session.scalar(select(IdentityNumber).where(IdentityNumber.person_id == child.id)
                                         .order_by(IdentityNumber.assigned_at).limit(1))
         times[Stage.PERSONAL_ID_ASSIGNED] = first_id.assigned_at if first_id else None
@@ -94,7 +95,8 @@ async def family_inbox(session: AsyncSession, id_number: str, *, reader: str) ->
     person = await session.scalar(select(Person).where(Person.personal_id_number == id_number))
     if person is None:
         return None
-    log_access(session, citizen=person.id, agency=reader, purpose="read inbox", workflow_id=None)
+    log_access(session, citizen=person.id, agency=reader, purpose="read inbox", workflow_id=None,
+               fields="notices")
     citizen = aliased(Person)
     rows = (await session.execute(
         select(Notification, InboxMessage, citizen.personal_id_number)
