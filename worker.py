@@ -22,7 +22,6 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities import (
@@ -47,6 +46,7 @@ from events.death_registered import DeathHandler
 from events.residence_changed import ResidenceChangedHandler
 from events.streams import ensure_streams
 from events.vaccination_administered import VaccinationHandler
+from infra.codec import data_converter
 from infra.redaction import install_redaction
 from infra.schedules import ensure_school_plan_schedule
 from infra.settings import PROJECT_ROOT, Settings
@@ -71,7 +71,7 @@ WORKFLOWS = [BirthRegistrationWorkflow, CitizenLifecycleWorkflow, DeathRegistrat
 
 async def connect_temporal(settings: Settings) -> Client:
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=pydantic_data_converter, interceptors=[TracingInterceptor()])
+                                data_converter=data_converter(settings), interceptors=[TracingInterceptor()])
 
 
 async def connect_nats(settings: Settings, name: str = "lifeevents") -> NatsClient:

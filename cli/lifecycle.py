@@ -9,12 +9,15 @@ import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from cli.common import EXIT_NOT_FOUND, EXIT_OK, READER, CliError, print_json, registry_for, require_id_number
 from infra.settings import Settings
+
+if TYPE_CHECKING:
+    from temporalio.converter import DataConverter
 
 BACKFILL_BATCH = 500
 
@@ -148,8 +151,11 @@ def find_time_skipping_server() -> Path:
 async def cmd_fast_forward(settings: Settings, args: argparse.Namespace) -> int:
     if not 1 <= args.years <= 100:
         raise CliError("--years: must be between 1 and 100")
+    from infra.codec import data_converter
+
     started = time.monotonic()
-    result = await fast_forward(args.years, born=args.born, registered=args.registered, language=args.language)
+    result = await fast_forward(args.years, born=args.born, registered=args.registered, language=args.language,
+                                 converter=data_converter(settings))
     wall = time.monotonic() - started
     if args.json:
         print_json({**result, "wall_seconds": round(wall, 2)})
@@ -166,15 +172,18 @@ async def cmd_fast_forward(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def fast_forward(years: int, *, born: date | None = None, registered: date | None = None,
-                       language: str = "en") -> dict[str, Any]:
-    """Run one CitizenLifecycleWorkflow for `years` of virtual time with the citizen's records in memory."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
+                       language: str = "en", converter: DataConverter | None = None) -> dict[str, Any]:
+    """Run one CitizenLifecycleWorkflow for `years` of virtual time with the citizen's records in memory.
+
+    Payloads are encrypted as in production: with `converter` (the CLI passes the settings' one), else with a key
+    made for this run (the test server and its histories are gone when it ends)."""
     from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
     import rules
     from activities.in_memory import InMemoryCitizen
+    from infra.codec import PayloadKeys, converter_with
     from infra.search_attributes import register_on_test_server
     from workflows.contracts import LifecycleInput
     from workflows.lifecycle import CitizenLifecycleWorkflow
@@ -183,7 +192,8 @@ async def fast_forward(years: int, *, born: date | None = None, registered: date
     quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
         filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))  # no test-server capability warnings
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_time_skipping_server()), data_converter=pydantic_data_converter,
+        test_server_existing_path=str(find_time_skipping_server()),
+        data_converter=converter or converter_with(PayloadKeys.generate()),
         runtime=quiet)
     try:
         await register_on_test_server(env.client)

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     school_plan_cron: str = Field(default="0 2 1 * *", alias="SCHOOL_PLAN_CRON")
     """When the Temporal Schedule `school-capacity-plan` runs (jurisdiction time; applied when it is created)."""
 
+    payload_keys: str | None = Field(default=None, alias="PAYLOAD_KEYS")
+    """`id:base64key,...` (32-byte AES keys) for workflow payloads: the last encrypts, all decrypt. Unset: a key is
+    generated once into `<data dir>/payload-keys`."""
+    codec_server_token: str | None = Field(default=None, alias="CODEC_SERVER_TOKEN")
+    codec_cors_origin: str = Field(default="http://localhost:8233", alias="CODEC_CORS_ORIGIN")
+
     postgres_port: int = Field(default=5433, alias="POSTGRES_PORT")
     database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
 

@@ -10,7 +10,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from temporalio.client import WorkflowHistory
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowHistory
+
+from infra.codec import KEY_ID, EncryptionCodec
 
 T = TypeVar("T")
 
@@ -32,23 +36,49 @@ async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], boo
         await asyncio.sleep(every)
 
 
-def payload_texts(node: Any) -> list[str]:
-    """Every Payload's data in a history JSON document, decoded (the JSON form holds it base64-encoded)."""
+def payload_texts(node: Any, codec: EncryptionCodec | None = None) -> list[str]:
+    """Every Payload's data in a history JSON document, decoded (the JSON form holds it base64-encoded);
+    with `codec`, encrypted payloads are decrypted first (without it their ciphertext is returned)."""
     found: list[str] = []
     if isinstance(node, dict):
         if isinstance(node.get("data"), str) and "metadata" in node:
-            found.append(base64.b64decode(node["data"]).decode("utf-8", errors="replace"))
+            data = base64.b64decode(node["data"])
+            if codec is not None:
+                data = codec.decrypt(json_format.ParseDict(node, Payload())).data
+            found.append(data.decode("utf-8", errors="replace"))
         for value in node.values():
-            found.extend(payload_texts(value))
+            found.extend(payload_texts(value, codec))
     elif isinstance(node, list):
         for value in node:
-            found.extend(payload_texts(value))
+            found.extend(payload_texts(value, codec))
     return found
 
 
-def history_plaintext(history_json: dict[str, Any]) -> str:
-    """A whole workflow history as searchable text: the JSON plus every payload decoded."""
-    return "\n".join([json.dumps(history_json, ensure_ascii=False), *payload_texts(history_json)])
+def encryption_key_ids(node: Any) -> list[str | None]:
+    """The `encryption-key-id` of every Payload in a history JSON document (None: stored unencrypted)."""
+    found: list[str | None] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("data"), str) and isinstance(node.get("metadata"), dict):
+            key_id = node["metadata"].get(KEY_ID)
+            found.append(base64.b64decode(key_id).decode() if key_id else None)
+        for value in node.values():
+            found.extend(encryption_key_ids(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(encryption_key_ids(value))
+    return found
+
+
+def codec_of(client: Client) -> EncryptionCodec:
+    """The encryption codec of a client built by `worker.connect_temporal` (or the workflow tests' env)."""
+    codec = client.data_converter.payload_codec
+    assert isinstance(codec, EncryptionCodec), f"client without payload encryption: {codec!r}"
+    return codec
+
+
+def history_plaintext(history_json: dict[str, Any], codec: EncryptionCodec | None = None) -> str:
+    """A whole workflow history as searchable text: the JSON plus every payload decoded (decrypted with `codec`)."""
+    return "\n".join([json.dumps(history_json, ensure_ascii=False), *payload_texts(history_json, codec)])
 
 
 def save_history_if_requested(name: str, history: WorkflowHistory) -> None:

@@ -32,7 +32,7 @@ from registry.models import (
 from registry.seed import family, first_family_in, synthetic_birth
 from registry.views import count_notices
 from starter import publish_raw
-from tests.helpers import eventually, history_plaintext
+from tests.helpers import codec_of, eventually, history_plaintext
 from workflows.birth import BirthRegistrationWorkflow, SupplyHousehold
 from workflows.client import birth_workflow_id
 from workflows.contracts import BIRTH_STAGES
@@ -109,7 +109,7 @@ async def test_birth_through_nats_reaches_every_agency(settings: Settings, servi
 
     # References in history, data in the registry.
     history = await service.client.get_workflow_handle(birth_workflow_id(fam.province_code, reg)).fetch_history()
-    text = history_plaintext(history.to_json_dict())
+    text = history_plaintext(history.to_json_dict(), codec_of(service.client))
     for personal in (child.full_name, child.personal_id_number, fam.mother.id_number, fam.mother.full_name,
                      fam.street):
         assert personal not in text

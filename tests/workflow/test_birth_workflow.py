@@ -12,14 +12,13 @@ import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.common import TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import NondeterminismError
 
 from infra.search_attributes import ATTENTION_REASON, LIFE_EVENT, NEEDS_ATTENTION, PROVINCE_CODE, STAGE
-from tests.helpers import HISTORIES, eventually, payload_texts, save_history_if_requested
+from tests.helpers import HISTORIES, encryption_key_ids, eventually, payload_texts, save_history_if_requested
 from worker import WORKFLOWS
 from workflows.birth import AGENCY_MAX_ATTEMPTS, BirthRegistrationWorkflow, SupplyHousehold
 from workflows.contracts import (
@@ -40,6 +39,8 @@ from .conftest import (
     MOTHER_NAME,
     PARALLEL_ACTIVITIES,
     PERSONAL_STRINGS,
+    TEST_CODEC,
+    TEST_CONVERTER,
     Births,
     FakeAgencies,
 )
@@ -96,7 +97,7 @@ async def wait_for_attention(handle: WorkflowHandle[BirthRegistrationWorkflow, B
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)  # every workflow type
+    return Replayer(workflows=WORKFLOWS, data_converter=TEST_CONVERTER)  # every workflow type; decrypts
 
 
 # ---- 1. happy path ---------------------------------------------------------------------------------------------
@@ -167,7 +168,8 @@ async def test_history_holds_references_not_personal_data(
 
     history = await handle.fetch_history()
     raw = history.to_json()
-    payloads = payload_texts(json.loads(raw))
+    assert "workflow-tests" in encryption_key_ids(json.loads(raw))  # stored encrypted
+    payloads = payload_texts(json.loads(raw), TEST_CODEC)
     haystack = "\n".join([raw, *payloads])
     for secret in PERSONAL_STRINGS:
         escaped = json.dumps(secret)[1:-1]  # the \uXXXX form, in case something JSON-escaped it
@@ -377,7 +379,7 @@ async def test_replay_detects_an_incompatible_change() -> None:
     if not path.exists():
         pytest.fail(f"{path} missing: run `REGENERATE_HISTORIES=1 pytest tests/workflow` once and commit it")
     history = WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
-    broken = Replayer(workflows=[ReorderedBirthWorkflow], data_converter=pydantic_data_converter,
+    broken = Replayer(workflows=[ReorderedBirthWorkflow], data_converter=TEST_CONVERTER,
                       workflow_runner=UnsandboxedWorkflowRunner())
     with pytest.raises(NondeterminismError):
         await broken.replay_workflow(history)
