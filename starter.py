@@ -29,6 +29,7 @@ from cli.operator import (
 )
 from cli.publishing import cmd_publish, cmd_simulate_births, publish_raw
 from cli.setup import cmd_migrate, cmd_seed_population
+from infra.process import exit_now
 from infra.redaction import install_redaction
 from infra.settings import Settings
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
 
 
 __all__ = ["main", "publish_raw"]

@@ -47,6 +47,7 @@ from events.residence_changed import ResidenceChangedHandler
 from events.streams import ensure_streams
 from events.vaccination_administered import VaccinationHandler
 from infra.codec import data_converter
+from infra.process import exit_now
 from infra.redaction import install_redaction
 from infra.schedules import ensure_school_plan_schedule
 from infra.settings import PROJECT_ROOT, Settings
@@ -207,3 +208,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    exit_now(0)
