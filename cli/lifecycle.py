@@ -57,7 +57,7 @@ async def load_timeline(settings: Settings, id_number: str) -> list[Any] | None:
                 Person.personal_id_number == id_number))).first()
             if row is not None:
                 log_access(session, citizen=row[0], agency=READER, purpose="read lifecycle timeline",
-                           workflow_id=citizen_workflow_id(row[0]))
+                           fields="lifecycle timeline", workflow_id=None)  # a CLI read: one entry per read
     finally:
         await registry.close()
     if row is None:
