@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from temporalio.service import RPCError
 
 import rules
 from events.models import encode_event, make_birth_event
@@ -61,6 +62,18 @@ async def wait_all_stages(svc: Any, registrations: list[str], within: float = 90
 
     return await eventually(probe, lambda c: all(c.get(r, 0) >= ALL_STAGES for r in registrations),
                             within=within, what=f"all stages notified for {len(registrations)} birth(s)")
+
+
+async def wait_for_attention(handle: Any, reason: str) -> None:
+    """Until the birth workflow exists and shows NeedsAttention with `reason` in its search attributes."""
+    async def attention() -> tuple[bool | None, str | None]:
+        try:
+            attrs = (await handle.describe()).typed_search_attributes
+        except RPCError:  # not started yet
+            return (None, None)
+        return attrs.get(NEEDS_ATTENTION), attrs.get(ATTENTION_REASON)
+
+    await eventually(attention, lambda a: a == (True, reason), within=60, what=f"needs attention: {reason}")
 
 
 async def child_of(svc: Any, registration_number: str) -> Person:
@@ -212,21 +225,12 @@ async def test_unknown_mother_waits_for_an_operator_then_completes(settings: Set
     await publish_raw(settings, [raw], progress=False)
 
     handle = service.client.get_workflow_handle(birth_workflow_id(fam.province_code, reg))
-
-    async def attention() -> tuple[bool | None, str | None]:
-        try:
-            attrs = (await handle.describe()).typed_search_attributes
-        except Exception:
-            return (None, None)
-        return attrs.get(NEEDS_ATTENTION), attrs.get(ATTENTION_REASON)
-
-    await eventually(attention, lambda a: a == (True, "mother-not-in-registry"), within=60,
-                     what="needs-attention search attribute")
+    await wait_for_attention(handle, "mother-not-in-registry")
     result = await handle.execute_update(BirthRegistrationWorkflow.supply_household,
                                          SupplyHousehold(household_id=fam.household_id))
     assert result == "residence registered"
     await wait_all_stages(service, [reg])
-    assert (await attention())[0] is False
+    assert (await handle.describe()).typed_search_attributes.get(NEEDS_ATTENTION) is False
     child = await child_of(service, reg)
     async with service.registry.unit_of_work() as session:
         residence = await session.get(ResidenceRegistration, child.id)

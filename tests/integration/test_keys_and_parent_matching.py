@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 
 from events.models import encode_event, make_birth_event
-from infra.search_attributes import ATTENTION_REASON, NEEDS_ATTENTION
 from infra.settings import Settings
 from registry.births import CONFLICT_REASON
 from registry.models import (
@@ -27,7 +26,7 @@ from starter import publish_raw
 from tests.helpers import eventually
 from workflows.client import birth_workflow_id
 
-from .test_birth_end_to_end import ALL_STAGES, child_of, new_registration_number, wait_all_stages
+from .test_birth_end_to_end import ALL_STAGES, child_of, new_registration_number, wait_all_stages, wait_for_attention
 from .test_vaccination_events import dead_letters
 
 pytestmark = pytest.mark.integration
@@ -133,16 +132,7 @@ async def test_an_id_number_of_someone_else_links_nobody_and_waits_for_a_person(
     payload = type(_birth(55, reg)).model_validate(data)
     await publish_raw(settings, [encode_event(make_birth_event(payload))], progress=False)
     handle = service.client.get_workflow_handle(birth_workflow_id(fam.province_code, reg))
-
-    async def attention() -> tuple[bool | None, str | None]:
-        try:
-            attrs = (await handle.describe()).typed_search_attributes
-        except Exception:
-            return (None, None)
-        return attrs.get(NEEDS_ATTENTION), attrs.get(ATTENTION_REASON)
-
-    await eventually(attention, lambda a: a == (True, "mother-record-mismatch"), within=60,
-                     what="needs attention with the mismatch reason")
+    await wait_for_attention(handle, "mother-record-mismatch")
     child = await child_of(service, reg)
 
     async def notices() -> int:
