@@ -48,5 +48,5 @@ def test_temporal_tls_from_settings(tmp_path: Path) -> None:
                                  TEMPORAL_TLS_SERVER_NAME="temporal.example.gov.vn"))
     assert isinstance(mtls, TLSConfig)
     assert mtls.server_root_ca_cert == ca.read_bytes() and mtls.domain == "temporal.example.gov.vn"
-    with_key = temporal_tls(Settings(LIFEEVENTS_DATA_DIR=tmp_path, TEMPORAL_API_KEY="k"))
+    with_key = temporal_tls(Settings(LIFEEVENTS_DATA_DIR=tmp_path, TEMPORAL_API_KEY="k"))  # type: ignore[arg-type]
     assert isinstance(with_key, TLSConfig) and with_key.server_root_ca_cert is None  # system roots
