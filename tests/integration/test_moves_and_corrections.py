@@ -21,9 +21,9 @@ from events.envelope import encode_event
 from events.residence_changed import UNKNOWN_HOUSEHOLD, ResidenceChanged, make_residence_event
 from infra.settings import Settings
 from registry.models import (
-    DataAccess,
     Address,
     BirthCorrection,
+    DataAccess,
     HealthInsuranceCard,
     HealthStationTask,
     Household,
