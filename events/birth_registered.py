@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Final, Literal, Protocol
 
-from pydantic import AwareDatetime, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 import rules
 from events.envelope import (
@@ -53,11 +53,19 @@ REGISTRATION_CLOCK_SKEW: Final = timedelta(minutes=5)
 """How far in the future ``registered_at`` may lie (clock skew between the office and this service)."""
 
 
+TIME_OF_DAY_PATTERN: Final = (r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.,][0-9]+)?)?"
+                               r"([zZ]|[+-]([01][0-9]|2[0-3]):?[0-5][0-9])?$")
+"""What the model accepts as a time of day: HH:MM[:SS[.fraction]], an offset optional. JSON Schema's
+``format: time`` requires the offset, so the published schema states this pattern instead."""
+
+LocalTime = Annotated[time, WithJsonSchema({"type": "string", "pattern": TIME_OF_DAY_PATTERN})]
+
+
 class Child(Frozen):
     full_name: Name
     sex: Literal["male", "female"]
     date_of_birth: Annotated[date, Temporal]
-    time_of_birth: Annotated[time | None, Temporal] = Field(
+    time_of_birth: Annotated[LocalTime | None, Temporal] = Field(
         default=None, description="Local time of birth (Vietnam), if recorded."
     )
     place_of_birth: PlaceText = Field(description="Health facility or address where the child was born.")

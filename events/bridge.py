@@ -1,9 +1,9 @@
 """The bridge from NATS to Temporal: durable pull consumers on the civil and health streams, one event path.
 
-For each message: decode once, read the CloudEvent ``type`` and hand the event to that type's handler, which
-validates it and stores it / starts or signals a workflow. Invalid (including a type with no handler, or a
-subject that disagrees with the payload) → dead-letter stream with the original bytes and the reasons, then
-`term`; valid → handled, then `ack`; registry or Temporal unavailable → `nak` with a growing delay, so it
+For each message: decode once (structured or binary content mode, :mod:`events.content_modes`), read the
+CloudEvent ``type`` and hand the event to that type's handler, which validates it and stores it / starts or
+signals a workflow. Invalid (including a type with no handler, or a subject that disagrees with the payload) →
+dead-letter stream with the original bytes, the event's own headers and the reasons, then `term`; valid → handled, then `ack`; registry or Temporal unavailable → `nak` with a growing delay, so it
 comes back later and nothing is lost. At most `concurrency` messages are in flight across both streams;
 `stop` lets those finish before returning (SIGTERM drain).
 """
@@ -21,7 +21,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from events.envelope import CloudEvent, InvalidEvent, _echo, _reason, decode_event, envelope_reasons
+from events.content_modes import ATTRIBUTE_HEADER_PREFIX, message_document
+from events.envelope import CloudEvent, InvalidEvent, _echo, _reason, envelope_reasons
 from events.streams import CIVIL_SUBJECTS, DLQ_PREFIX, HEALTH_SUBJECTS
 from infra.settings import Settings
 
@@ -66,6 +67,12 @@ class Consumer:
 def consumers(settings: Settings) -> list[Consumer]:
     return [Consumer(settings.civil_stream, CIVIL_SUBJECTS, settings.bridge_civil_durable),
             Consumer(settings.health_stream, HEALTH_SUBJECTS, settings.bridge_health_durable)]
+
+
+def _event_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The headers that are part of a binary-mode event (its attributes and content type), kept in a dead letter."""
+    return {name: value for name, value in (headers or {}).items()
+            if name.lower().startswith(ATTRIBUTE_HEADER_PREFIX) or name.lower() == "content-type"}
 
 
 class EventBridge:
@@ -160,7 +167,7 @@ class EventBridge:
 
     def validate(self, msg: Msg) -> tuple[EventHandler, CloudEvent, Any]:
         """The event's handler, envelope and typed payload; InvalidEvent with every reason otherwise."""
-        document = decode_event(msg.data)
+        document = message_document(msg.headers, msg.data)
         event_type = document.get("type")
         handler = self.handlers.get(event_type) if isinstance(event_type, str) else None
         if handler is None:
@@ -190,6 +197,7 @@ class EventBridge:
         seq = meta.sequence.stream if meta and meta.sequence else 0
         stream = meta.stream if meta and meta.stream else "unknown"
         headers = {
+            **_event_headers(msg.headers),
             REASON_HEADER: str(invalid)[:4000],
             ORIGINAL_SUBJECT_HEADER: msg.subject,
             ORIGINAL_SEQUENCE_HEADER: str(seq),

@@ -35,7 +35,7 @@ __all__ = [
     "CLOUDEVENT_SCHEMA_ID", "VIETNAM_TZ", "CloudEvent", "InvalidEvent", "Name", "PastDate", "PersonalIdNumber",
     "PlaceText",
     "ProvinceCode", "civil_subject", "decode_event", "encode_event", "envelope_reasons", "health_subject",
-    "make_event", "parse_document", "validation_reasons",
+    "json_value", "make_event", "media_type_problem", "parse_document", "validation_reasons",
 ]
 
 CLOUDEVENT_SCHEMA_ID: Final = "urn:lifeevents:schema:cloudevents:1.0"
@@ -175,6 +175,34 @@ _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _INT32 = (-(2**31), 2**31 - 1)
 
 
+JSON_MEDIA_TYPE: Final = "application/json"
+_CHARSETS: Final = frozenset({"utf-8", "utf8"})
+
+
+def _any_case(text: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in text)
+
+
+JSON_MEDIA_TYPE_PATTERN: Final = rf"^\s*{_any_case(JSON_MEDIA_TYPE)}\s*(;.*)?$"
+"""The media types :func:`media_type_problem` may accept as ``application/json`` (the charset is checked there)."""
+
+
+def media_type_problem(value: str, expected: str) -> str | None:
+    """Why ``value`` is not the media type ``expected`` (case-insensitive, parameters allowed, a charset must be
+    UTF-8), or None. The problem quotes the media type, never anything else."""
+    essence, *parameters = value.split(";")
+    found = essence.strip().lower()
+    if found != expected:
+        return f"must be {expected} (parameters allowed), got {_echo(found)}"
+    for parameter in parameters:
+        name, sep, argument = parameter.partition("=")
+        if not sep or not name.strip():
+            return f"parameter {_echo(parameter.strip())} is not name=value"
+        if name.strip().lower() == "charset" and argument.strip().strip('"').lower() not in _CHARSETS:
+            return f"charset must be utf-8, got {_echo(argument.strip().strip(chr(34)))}"
+    return None
+
+
 def _printable(value: str) -> bool:
     return not any(unicodedata.category(ch).startswith("C") for ch in value)
 
@@ -209,7 +237,11 @@ class CloudEvent(BaseModel):
     time: Annotated[AwareDatetime | None, Temporal] = Field(
         default=None, description="When the occurrence happened (RFC 3339)."
     )
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: str = Field(
+        default="application/json",
+        description="Media type of data: application/json, parameters allowed (a charset must be utf-8).",
+        json_schema_extra={"pattern": JSON_MEDIA_TYPE_PATTERN},
+    )
     dataschema: str | None = Field(
         default=None,
         min_length=1,
@@ -223,6 +255,14 @@ class CloudEvent(BaseModel):
     def _no_control_characters(cls, value: str | None) -> str | None:
         if value is not None and not _printable(value):
             raise _fail("control_characters", "must not contain control characters")
+        return value
+
+    @field_validator("datacontenttype")
+    @classmethod
+    def _json_media_type(cls, value: str) -> str:
+        problem = media_type_problem(value, JSON_MEDIA_TYPE)
+        if problem:
+            raise _fail("media_type", "{problem}", problem=problem)
         return value
 
     @field_validator("time")
@@ -297,20 +337,25 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _decode(raw: bytes) -> dict[str, Any]:
+def json_value(raw: bytes, path: str) -> Any:
+    """UTF-8 JSON bytes → the value; :class:`InvalidEvent` naming ``path`` if they are not that."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         problem = f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
-        raise InvalidEvent(_reason("envelope", problem)) from None
+        raise InvalidEvent(_reason(path, problem)) from None
     try:
-        obj = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
+        return json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise InvalidEvent(
-            _reason("envelope", f"not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})")
+            _reason(path, f"not valid JSON ({exc.msg}: line {exc.lineno} column {exc.colno})")
         ) from None
     except (ValueError, RecursionError) as exc:
-        raise InvalidEvent(_reason("envelope", f"not valid JSON ({exc})")) from None
+        raise InvalidEvent(_reason(path, f"not valid JSON ({exc})")) from None
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    obj = json_value(raw, "envelope")
     if not isinstance(obj, dict):
         raise InvalidEvent(_reason("envelope", "must be a JSON object"))
     return obj

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from events.catalog import CONTRACTS, JSON_SCHEMA_DIALECT, SCHEMA_DIR
-from events.envelope import CLOUDEVENT_SCHEMA_ID, CloudEvent
+from events.envelope import CLOUDEVENT_SCHEMA_ID, JSON_MEDIA_TYPE_PATTERN, CloudEvent
 
 __all__ = ["ASYNCAPI_PATH", "BIRTH_SCHEMA_PATH", "CLOUDEVENT_SCHEMA_PATH", "VACCINATION_SCHEMA_PATH", "main",
            "render_all"]
@@ -82,7 +82,7 @@ def _event_schema(title: str, event_type: str, dataschema: str, payload: str,
     properties: dict[str, Any] = {"type": {"const": event_type}}
     if subject is not None:
         properties["subject"] = subject
-    properties["datacontenttype"] = {"const": "application/json"}
+    properties["datacontenttype"] = {"pattern": JSON_MEDIA_TYPE_PATTERN}
     properties["dataschema"] = {"const": dataschema}
     properties["data"] = {"$ref": COMPONENT_SCHEMAS + payload}
     return {
