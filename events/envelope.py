@@ -373,7 +373,8 @@ def envelope_reasons(document: Mapping[str, Any]) -> tuple[CloudEvent | None, li
         reasons = []
         for reason in validation_reasons(exc, "envelope"):
             # ``data`` is the payload, reported by its own path.
-            reasons.append(reason.removeprefix("envelope.") if reason.startswith("envelope.data") else reason)
+            is_data = reason.startswith(("envelope.data:", "envelope.data.", "envelope.data["))
+            reasons.append(reason.removeprefix("envelope.") if is_data else reason)
         # Model-level checks do not run when a field failed: report the extension attributes here too.
         for name, message in _extension_problems(document):
             reason = _reason(f"envelope.{name}", message)

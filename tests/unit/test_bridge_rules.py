@@ -38,6 +38,7 @@ class FakeMsg:
     data: bytes
     metadata: Metadata = field(default_factory=Metadata)
     outcome: list[tuple[str, Any]] = field(default_factory=list)
+    headers: dict[str, str] | None = None
 
     async def ack(self) -> None:
         self.outcome.append(("ack", None))
