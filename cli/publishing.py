@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from cli.common import EXIT_OK, CliError, print_json, registry_for
 from events.models import encode_event, make_birth_event
+from events.reasons import _echo
 from infra.settings import Settings
 
 
@@ -54,6 +55,7 @@ async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool
     nc = await connect_nats(settings, name="civil-status-publisher")
     results = []
     try:
+        refuse_oversized(events, nc.max_payload)
         js = nc.jetstream()
         await ensure_streams(js, settings)
         for raw in tqdm(events, unit="event", desc="publishing", disable=not progress or len(events) < 5):
@@ -71,16 +73,43 @@ async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool
     return results
 
 
+HEADER_ROOM = 1024
+"""Bytes kept free for the message headers (Nats-Msg-Id, trace context…): the server's max_payload counts them."""
+
+
+def refuse_oversized(events: list[bytes], max_payload: int) -> None:
+    """CliError naming every event the server would refuse for its size, before any is published: all or none
+    go out, so the file can be fixed and published again as a whole."""
+    limit = max_payload - HEADER_ROOM
+    lines = []
+    for number, raw in enumerate(events, start=1):
+        if len(raw) > limit:
+            try:
+                parsed = json.loads(raw)
+            except ValueError:
+                parsed = None
+            _, event_id, _ = _subject_and_id(parsed, raw)
+            lines.append(f"event #{number} of {len(events)} (id {_echo(event_id)}) is {len(raw):,} bytes; the server "
+                         f"takes at most {limit:,} bytes per event (max_payload {max_payload:,} less {HEADER_ROOM:,} "
+                         "for headers)")
+    if lines:
+        raise CliError("\n".join(lines) + "; nothing was published")
+
+
 def _events_from_file(path: Path) -> list[bytes]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CliError(f"FILE: cannot read {path}: {exc.strerror}") from exc
+    if not text.strip():
+        raise CliError(f"FILE: {path} holds no events")
     try:
         content = json.loads(text)
     except ValueError:
         return [text.encode()]  # published as is: the bridge dead-letters it with the reason
     items = content if isinstance(content, list) else [content]
+    if not items:
+        raise CliError(f"FILE: {path} holds no events")
     return [json.dumps(item, ensure_ascii=False).encode() for item in items]
 
 

@@ -84,3 +84,32 @@ async def test_simulate_births_publishes_valid_births(settings: Settings, servic
     assert code == 0, err
     results = json.loads(out)
     assert len(results) == 3 and all(r["subject"] == "civil.048.birth_registered" for r in results)
+
+
+async def test_publish_of_a_file_with_no_events_says_so(settings: Settings, service: Any, tmp_path: Path) -> None:
+    for name, content in (("empty-list.json", "[]"), ("blank.json", "  \n")):
+        file = tmp_path / name
+        file.write_text(content, encoding="utf-8")
+
+        code, out, err = await cli(settings, "publish", str(file))
+
+        assert (code, out, err) == (1, "", f"error: FILE: {file} holds no events\n")
+
+
+async def test_publish_of_an_event_over_the_servers_limit_names_it_and_publishes_none(
+        settings: Settings, service: Any, tmp_path: Path) -> None:
+    _, first = birth_event(61)
+    big = json.loads(first)
+    big["id"], big["padding"] = "cli-big-event", "x" * 1_100_000
+    _, last = birth_event(62)
+    file = tmp_path / "events.json"
+    file.write_text(json.dumps([json.loads(first), big, json.loads(last)]), encoding="utf-8")
+    before = (await service.js.stream_info(settings.civil_stream)).state.last_seq
+
+    code, out, err = await cli(settings, "publish", str(file))
+
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        f"error: event #2 of 3 (id 'cli-big-event') is {len(json.dumps(big, ensure_ascii=False).encode()):,} bytes; the server takes at most "
+        "1,047,552 bytes per event (max_payload 1,048,576 less 1,024 for headers); nothing was published"]
+    assert (await service.js.stream_info(settings.civil_stream)).state.last_seq == before
