@@ -3,8 +3,9 @@
 For each message: decode once (structured or binary content mode, :mod:`events.content_modes`), read the
 CloudEvent ``type`` and hand the event to that type's handler, which validates it and stores it / starts or
 signals a workflow. Invalid (including a type with no handler, or a subject that disagrees with the payload) →
-dead-letter stream with the original bytes, the event's own headers and the reasons, then `term`; valid → handled, then `ack`; registry or Temporal unavailable → `nak` with a growing delay, so it
-comes back later and nothing is lost. At most `concurrency` messages are in flight across both streams;
+dead-letter stream with the original bytes, the event's own headers and the reasons, then `term`; valid →
+handled, then `ack`; registry or Temporal unavailable → `nak` with a growing delay, so it comes back later and
+nothing is lost. At most `concurrency` messages are in flight across both streams;
 `stop` lets those finish before returning (SIGTERM drain).
 """
 

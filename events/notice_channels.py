@@ -29,7 +29,8 @@ def _dedupe_header(what: str) -> dict[str, Any]:
 
 def _channel(address: str, title: str, description: str, parameters: dict[str, Any], message: str) -> dict[str, Any]:
     return {"address": address, "title": title, "description": description, "parameters": parameters,
-            "servers": [{"$ref": "#/servers/nats"}], "messages": {message: {"$ref": f"#/components/messages/{message}"}}}
+            "servers": [{"$ref": "#/servers/nats"}],
+            "messages": {message: {"$ref": f"#/components/messages/{message}"}}}
 
 
 def notify_channels() -> dict[str, dict[str, Any]]:

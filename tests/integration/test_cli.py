@@ -109,7 +109,8 @@ async def test_publish_of_an_event_over_the_servers_limit_names_it_and_publishes
     code, out, err = await cli(settings, "publish", str(file))
 
     assert code == 1 and out == ""
+    size = len(json.dumps(big, ensure_ascii=False).encode())
     assert err.splitlines() == [
-        f"error: event #2 of 3 (id 'cli-big-event') is {len(json.dumps(big, ensure_ascii=False).encode()):,} bytes; the server takes at most "
+        f"error: event #2 of 3 (id 'cli-big-event') is {size:,} bytes; the server takes at most "
         "1,047,552 bytes per event (max_payload 1,048,576 less 1,024 for headers); nothing was published"]
     assert (await service.js.stream_info(settings.civil_stream)).state.last_seq == before

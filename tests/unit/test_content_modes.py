@@ -139,7 +139,8 @@ def test_binary_mode_without_content_type_reads_the_body_as_json() -> None:
     assert "datacontenttype" not in document and document["data"]["registration_number"] == "UNIT0000001"
 
 
-@pytest.mark.parametrize("content_type", ["application/cloudevents+json", "application/cloudevents+json; charset=UTF-8"])
+@pytest.mark.parametrize("content_type", ["application/cloudevents+json",
+                                          "application/cloudevents+json; charset=UTF-8"])
 def test_structured_mode_may_say_so_in_its_content_type(content_type: str) -> None:
     structured = raw_birth("079")
 
