@@ -3,7 +3,7 @@
 Both content modes of the CloudEvents NATS protocol binding are understood:
 
 * structured: the body is the whole event as JSON (a ``content-type: application/cloudevents+json`` header
-  may say so; a message without ``ce-`` headers is structured too);
+  may say so; a message without a ``ce-specversion`` header whose body is an event is structured too);
 * binary: the attributes travel in ``ce-<name>`` headers (``ce-specversion``, ``ce-id``, ``ce-source``,
   ``ce-type``, ``ce-time``, extensions…), ``datacontenttype`` is the ``content-type`` header and the body is
   the event data.
@@ -42,15 +42,24 @@ def message_document(headers: Mapping[str, str] | None, body: bytes) -> dict[str
             repeated.append(key)
         fields[key] = value
     content_type = fields.get(CONTENT_TYPE_HEADER)
-    structured = content_type is not None and content_type.split(";")[0].strip().lower().startswith(
-        "application/cloudevents")
-    if structured or not any(key.startswith(ATTRIBUTE_HEADER_PREFIX) for key in fields):
-        if content_type is not None and structured:
-            problem = media_type_problem(content_type, STRUCTURED_MEDIA_TYPE)
-            if problem:
-                raise InvalidEvent(_reason("header content-type", problem))
+    if content_type is not None and content_type.split(";")[0].strip().lower().startswith("application/cloudevents"):
+        problem = media_type_problem(content_type, STRUCTURED_MEDIA_TYPE)
+        if problem:
+            raise InvalidEvent(_reason("header content-type", problem))
         return decode_event(body)
-    return _binary_document(fields, repeated, body)
+    if f"{ATTRIBUTE_HEADER_PREFIX}specversion" in fields:
+        return _binary_document(fields, repeated, body)
+    if any(key.startswith(ATTRIBUTE_HEADER_PREFIX) for key in fields) and not _is_structured_event(body):
+        return _binary_document(fields, repeated, body)  # a binary event without its specversion: say so
+    return decode_event(body)
+
+
+def _is_structured_event(body: bytes) -> bool:
+    """A structured event that also carries some ``ce-`` header (e.g. a tracing extension) stays structured."""
+    try:
+        return "specversion" in decode_event(body)
+    except InvalidEvent:
+        return False
 
 
 def _binary_document(fields: Mapping[str, str], repeated: list[str], body: bytes) -> dict[str, Any]:

@@ -147,6 +147,24 @@ def test_structured_mode_may_say_so_in_its_content_type(content_type: str) -> No
     assert message_document({"content-type": content_type, "Nats-Msg-Id": "x"}, structured) == json.loads(structured)
 
 
+def test_structured_event_with_an_extension_header_stays_structured() -> None:
+    structured = raw_birth("079")
+
+    assert message_document({"ce-traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+                            structured) == json.loads(structured)
+
+
+async def test_binary_event_without_specversion_is_told_so() -> None:
+    headers, body = binary_parts(raw_birth("079"))
+    del headers["ce-specversion"]
+    b = bridge()
+
+    await run(b, FakeMsg(SUBJECT, body, headers=headers))
+
+    _, _, kept = dead_letter(b)
+    assert kept[REASON_HEADER] == "envelope.specversion: is required"
+
+
 def test_structured_batch_is_refused_with_the_reason() -> None:
     with pytest.raises(InvalidEvent) as caught:
         message_document({"content-type": "application/cloudevents-batch+json"}, b"[]")
