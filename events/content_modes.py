@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import unquote
 
-from events.envelope import decode_event, envelope_reasons, json_value, media_type_problem
+from events.envelope import decode_event, envelope_reasons, json_value
+from events.media_types import media_type_problem
 from events.reasons import InvalidEvent, _echo, _reason
 
 __all__ = ["ATTRIBUTE_HEADER_PREFIX", "STRUCTURED_MEDIA_TYPE", "message_document"]

@@ -29,13 +29,14 @@ from pydantic import (
 )
 
 import rules
+from events.media_types import JSON_MEDIA_TYPE, JSON_MEDIA_TYPE_PATTERN, media_type_problem
 from events.reasons import InvalidEvent, _echo, _fail, _reason, validation_reasons
 
 __all__ = [
     "CLOUDEVENT_SCHEMA_ID", "VIETNAM_TZ", "CloudEvent", "InvalidEvent", "Name", "PastDate", "PersonalIdNumber",
     "PlaceText",
     "ProvinceCode", "civil_subject", "decode_event", "encode_event", "envelope_reasons", "health_subject",
-    "json_value", "make_event", "media_type_problem", "parse_document", "validation_reasons",
+    "json_value", "make_event", "parse_document", "validation_reasons",
 ]
 
 CLOUDEVENT_SCHEMA_ID: Final = "urn:lifeevents:schema:cloudevents:1.0"
@@ -173,34 +174,6 @@ _ATTRIBUTE_NAME = re.compile(r"[a-z0-9]+")
 _URI_REFERENCE = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+")
 _URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _INT32 = (-(2**31), 2**31 - 1)
-
-
-JSON_MEDIA_TYPE: Final = "application/json"
-_CHARSETS: Final = frozenset({"utf-8", "utf8"})
-
-
-def _any_case(text: str) -> str:
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in text)
-
-
-JSON_MEDIA_TYPE_PATTERN: Final = rf"^\s*{_any_case(JSON_MEDIA_TYPE)}\s*(;.*)?$"
-"""The media types :func:`media_type_problem` may accept as ``application/json`` (the charset is checked there)."""
-
-
-def media_type_problem(value: str, expected: str) -> str | None:
-    """Why ``value`` is not the media type ``expected`` (case-insensitive, parameters allowed, a charset must be
-    UTF-8), or None. The problem quotes the media type, never anything else."""
-    essence, *parameters = value.split(";")
-    found = essence.strip().lower()
-    if found != expected:
-        return f"must be {expected} (parameters allowed), got {_echo(found)}"
-    for parameter in parameters:
-        name, sep, argument = parameter.partition("=")
-        if not sep or not name.strip():
-            return f"parameter {_echo(parameter.strip())} is not name=value"
-        if name.strip().lower() == "charset" and argument.strip().strip('"').lower() not in _CHARSETS:
-            return f"charset must be utf-8, got {_echo(argument.strip().strip(chr(34)))}"
-    return None
 
 
 def _printable(value: str) -> bool:

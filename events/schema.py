@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from events.catalog import CONTRACTS, JSON_SCHEMA_DIALECT, SCHEMA_DIR
-from events.envelope import CLOUDEVENT_SCHEMA_ID, JSON_MEDIA_TYPE_PATTERN, CloudEvent
+from events.envelope import CLOUDEVENT_SCHEMA_ID, CloudEvent
+from events.media_types import JSON_MEDIA_TYPE_PATTERN
 from events.notice_channels import notify_channels, notify_messages, notify_operations
 
 __all__ = ["ASYNCAPI_PATH", "BIRTH_SCHEMA_PATH", "CLOUDEVENT_SCHEMA_PATH", "VACCINATION_SCHEMA_PATH", "main",
