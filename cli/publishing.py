@@ -48,12 +48,16 @@ def _subject_and_id(raw_event: Any, raw: bytes, office: str | None = None) -> tu
 
 def publisher_identity(subject: str) -> str:
     """The producer identity allowed to publish on `subject` (`civil.079.…` → the civil-status office of 079)."""
+    import rules
     from rules.producers import producer_identity, producer_kinds
 
     domain, _, rest = subject.partition(".")
     province = rest.partition(".")[0]
     if domain not in producer_kinds():
         raise CliError(f"subject {subject}: no producer publishes on it")
+    if not rules.is_known_province(province):
+        raise CliError(f"subject {subject}: the event names no known province (data.province_code), so no office "
+                       "may publish it; say which office publishes it with --office CODE")
     return producer_identity(domain, province)
 
 

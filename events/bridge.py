@@ -24,7 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from events.envelope import CloudEvent, InvalidEvent, _echo, _reason, decode_event, envelope_reasons
 from events.streams import CIVIL_SUBJECTS, DLQ_PREFIX, HEALTH_SUBJECTS
 from infra.settings import Settings
-from rules.producers import producer_kinds, producer_source, source_province
+from rules.producers import producer_source, source_province
 
 log = logging.getLogger("lifeevents.bridge")
 
@@ -178,14 +178,15 @@ class EventBridge:
         if province != payload.province_code:
             reasons.append(_reason("subject", f"province '{province}' in subject {msg.subject} differs from "
                                               f"data.province_code '{payload.province_code}'"))
-        if domain in producer_kinds() and source_province(domain, event.source) != province:
-            reasons.append(_reason("envelope.source", f"{_echo(event.source)} is not a producer of province "
-                                                      f"'{province}' of the subject (expected "
-                                                      f"{producer_source(domain, province)}[:<office>])"))
         expected = f"{handler.subject_domain}.<province>.{handler.subject_event}"
         if (domain, last) != (handler.subject_domain, handler.subject_event):
             reasons.append(_reason("subject", f"{msg.subject} is not a subject for {handler.event_type} events "
                                               f"(expected {expected})"))
+        elif source_province(domain, event.source) != province:
+            # the server let only this province's producer publish here; the event must name the same producer
+            reasons.append(_reason("envelope.source", f"{_echo(event.source)} is not a producer of province "
+                                                      f"'{province}' of the subject (expected "
+                                                      f"{producer_source(domain, province)}[:<office>])"))
         if reasons:
             raise InvalidEvent(reasons)
         return handler, event, payload

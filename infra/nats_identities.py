@@ -50,17 +50,15 @@ class Identity:
                 "subscribe": {"allow": [f"{self.inbox_prefix}.>", *self.subscribe]}}
 
 
-def service_identities(civil_stream: str, health_stream: str, dlq_stream: str,
-                       civil_durable: str, health_durable: str) -> list[Identity]:
-    consumers = ((civil_stream, civil_durable), (health_stream, health_durable))
-    bridge_api = [f"$JS.API.STREAM.INFO.{stream}" for stream, _ in consumers]
-    for stream, durable in consumers:
-        bridge_api += [f"$JS.API.CONSUMER.INFO.{stream}.{durable}",
-                       f"$JS.API.CONSUMER.CREATE.{stream}.{durable}",
-                       f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.>",
-                       f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}",
-                       f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
-                       f"$JS.ACK.{stream}.{durable}.>"]
+def service_identities(civil_stream: str, health_stream: str, dlq_stream: str) -> list[Identity]:
+    bridge_api: list[str] = []
+    for stream in (civil_stream, health_stream):  # its durable pull consumers on the two event streams
+        bridge_api += [f"$JS.API.STREAM.INFO.{stream}",
+                       f"$JS.API.CONSUMER.INFO.{stream}.*",
+                       f"$JS.API.CONSUMER.CREATE.{stream}.>",
+                       f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.*",
+                       f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
+                       f"$JS.ACK.{stream}.>"]
     return [
         Identity(ADMIN, ("$JS.API.>",)),
         Identity(BRIDGE, (*bridge_api, "dlq.>")),
@@ -77,8 +75,7 @@ def producer_identities() -> list[Identity]:
 
 
 def all_identities(settings: Any) -> list[Identity]:
-    return [*service_identities(settings.civil_stream, settings.health_stream, settings.dlq_stream,
-                                settings.bridge_civil_durable, settings.bridge_health_durable),
+    return [*service_identities(settings.civil_stream, settings.health_stream, settings.dlq_stream),
             *producer_identities()]
 
 
