@@ -19,6 +19,7 @@ from infra.settings import Settings
 from registry.db import Registry, make_engine
 from registry.seed import VN_TZ, first_family_in, synthetic_birth
 from registry.views import count_notices
+from rules.producers import producer_source
 from workflows.contracts import BIRTH_STAGES
 
 DEMO_NAMESPACE = uuid.UUID("0b5c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d")
@@ -52,7 +53,7 @@ def sample_births() -> list[BirthRegistered]:
 
 def sample_events() -> list[bytes]:
     return [encode_event(make_birth_event(b, event_id=str(uuid.uuid5(DEMO_NAMESPACE, b.registration_number)),
-                                          source="urn:vn:civil-status:demo-office",
+                                          source=producer_source("civil", b.province_code, "demo-office"),
                                           time=b.registered_at))
             for b in sample_births()]
 

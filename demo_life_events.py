@@ -21,9 +21,15 @@ from infra.settings import Settings
 from registry.db import Registry, make_engine
 from registry.models import InboxMessage, Notification, Person
 from registry.seed import VN_TZ, family, first_family_in
+from rules.producers import producer_source
 
 DEMO_NAMESPACE = uuid.UUID("5d1e0c1b-2a3f-4b5c-9d8e-7f6a5b4c3d2e")
 KINDS = ("residence_changed", "birth_corrected", "death_registered")
+
+
+def office(province_code: str) -> str:
+    """The demo's civil-status office in a province."""
+    return producer_source("civil", province_code, "demo-office")
 
 
 def _event_id(name: str) -> str:
@@ -49,12 +55,14 @@ def life_events(mover_id_number: str, corrected_registration: str, corrected_nam
                      "date_of_death": "2026-11-15"},
         "declarant": {"full_name": khanh_hoa.mother.full_name, "id_number": khanh_hoa.mother.id_number,
                       "relationship": "spouse"}})
-    source = "urn:vn:civil-status:demo-office"
     return [
-        ("a move (Hà Nội)", encode_event(make_residence_event(move, event_id=_event_id("move"), source=source))),
+        ("a move (Hà Nội)", encode_event(make_residence_event(move, event_id=_event_id("move"),
+                                                              source=office(move.province_code)))),
         ("a correction of a name (Đà Nẵng)",
-         encode_event(make_correction_event(correction, event_id=_event_id("correction"), source=source))),
-        ("a death (Khánh Hòa)", encode_event(make_death_event(death, event_id=_event_id("death"), source=source))),
+         encode_event(make_correction_event(correction, event_id=_event_id("correction"),
+                                                 source=office(correction.province_code)))),
+        ("a death (Khánh Hòa)", encode_event(make_death_event(death, event_id=_event_id("death"),
+                                                                      source=office(death.province_code)))),
     ]
 
 

@@ -62,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", "apply the database migrations")
     add("seed-population", "create a synthetic population of parents and households").add_argument(
         "count", type=int, metavar="N", help="number of households (each with a mother and a father)")
-    add("publish", "publish the CloudEvent(s) in FILE (an object or an array) to NATS").add_argument(
-        "file", metavar="FILE")
+    p = add("publish", "publish the CloudEvent(s) in FILE (an object or an array) to NATS, each as the producer of "
+                       "its province")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--office", metavar="CODE", help="province whose office publishes events that name no province")
     p = add("simulate-births", "publish N valid synthetic births")
     p.add_argument("count", type=int, metavar="N")
     p.add_argument("--province", metavar="CODE", help="province code, e.g. 079")

@@ -48,6 +48,7 @@ from events.residence_changed import ResidenceChangedHandler
 from events.streams import ensure_streams
 from events.vaccination_administered import VaccinationHandler
 from infra.codec import data_converter
+from infra.nats_identities import ADMIN, BRIDGE, NOTIFIER, connect_options
 from infra.process import exit_now
 from infra.redaction import install_redaction
 from infra.schedules import ensure_school_plan_schedule
@@ -95,8 +96,22 @@ def temporal_tls(settings: Settings) -> TLSConfig | bool:
                      domain=settings.temporal_tls_server_name)
 
 
-async def connect_nats(settings: Settings, name: str = "lifeevents") -> NatsClient:
-    return await nats.connect(settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+async def connect_nats(settings: Settings, identity: str, *, name: str | None = None,
+                       **options: Any) -> NatsClient:
+    """A NATS connection authenticated as `identity` (see infra/nats_identities.py); reconnects forever unless
+    `options` say otherwise."""
+    options = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, **options}
+    return await nats.connect(settings.nats_url, name=name or f"lifeevents-{identity}",
+                              **connect_options(settings.nats_credentials_dir, identity), **options)
+
+
+async def provision_streams(settings: Settings) -> None:
+    """Create or update the streams, as the one identity allowed to (then let that connection go)."""
+    nc = await connect_nats(settings, ADMIN, max_reconnect_attempts=3)
+    try:
+        await ensure_streams(nc.jetstream(), settings)
+    finally:
+        await nc.drain()
 
 
 def build_activities(registry: Registry, js: JetStreamContext, lifecycles: TemporalLifecycles, *,
@@ -157,7 +172,10 @@ class Service:
     registry: Registry
     nc: NatsClient
     js: JetStreamContext
+    """The notifier's: the agencies publish notices, tasks and department notices with it."""
     client: Client
+    bridge_js: JetStreamContext
+    """The bridge's: it consumes the event streams and dead-letters with it."""
 
     def worker(self, **options: Any) -> Worker:
         return Worker(self.client, task_queue=self.settings.task_queue, workflows=WORKFLOWS,
@@ -169,7 +187,7 @@ class Service:
     def bridge(self) -> EventBridge:
         """One handler per event type; each port's built-in implementation is chosen here."""
         queue = self.settings.task_queue
-        return EventBridge(self.js, [
+        return EventBridge(self.bridge_js, [
             BirthHandler(self.registry, TemporalBirthStarter(self.client, queue)),
             VaccinationHandler(RegistryVaccinationRecords(self.registry), TemporalLifecycles(self.client, queue)),
             DeathHandler(RegistryDeathRecords(self.registry), TemporalDeathStarter(self.client, queue)),
@@ -181,16 +199,18 @@ class Service:
 @contextlib.asynccontextmanager
 async def service(settings: Settings) -> AsyncIterator[Service]:
     registry = Registry(make_engine(settings.database_url))
-    nc = await connect_nats(settings)
+    await provision_streams(settings)
+    nc = await connect_nats(settings, NOTIFIER)
+    bridge_nc = await connect_nats(settings, BRIDGE)
     js = nc.jetstream()
-    await ensure_streams(js, settings)
     try:
         client = await connect_temporal(settings)
         await ensure_registered(client, settings.temporal_namespace)
         if await ensure_school_plan_schedule(client, settings):
             log.info("created the Temporal Schedule school-capacity-plan (%s)", settings.school_plan_cron)
-        yield Service(settings, registry, nc, js, client)
+        yield Service(settings, registry, nc, js, client, bridge_nc.jetstream())
     finally:
+        await bridge_nc.drain()
         await nc.drain()
         await registry.close()
 

@@ -167,9 +167,10 @@ async def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
     from nats.js.errors import NotFoundError
 
     from events.bridge import ORIGINAL_SUBJECT_HEADER, REASON_HEADER
+    from infra.nats_identities import OPERATOR
     from worker import connect_nats
 
-    nc = await connect_nats(settings, name="dlq-reader")
+    nc = await connect_nats(settings, OPERATOR, name="dlq-reader")
     entries = []
     try:
         js = nc.jetstream()

@@ -26,12 +26,13 @@ def nats_msg_id(source: str, event_id: str) -> str:
     return hashlib.sha256(f"{source}\0{event_id}".encode()).hexdigest()[:32]
 
 
-def _subject_and_id(raw_event: Any, raw: bytes) -> tuple[str, str, str]:
+def _subject_and_id(raw_event: Any, raw: bytes, office: str | None = None) -> tuple[str, str, str]:
     """Subject by the event's type and province (an unknown type gets a subject where it is dead-lettered), the
-    event id, and the message id (from source + id; from the bytes when either is missing)."""
+    event id, and the message id (from source + id; from the bytes when either is missing). An event that names
+    no province goes on the subject of `office`, the province publishing it, when one is given."""
     from events.streams import subject_for
 
-    province = "unknown"
+    province = office or "unknown"
     event_id = msg_id = hashlib.sha256(raw).hexdigest()
     event_type = None
     if isinstance(raw_event, dict):
@@ -46,30 +47,89 @@ def _subject_and_id(raw_event: Any, raw: bytes) -> tuple[str, str, str]:
     return subject_for(event_type, province), event_id, msg_id
 
 
-async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool = True) -> list[dict[str, Any]]:
-    """Publish as a civil-status office or health station would: subject by type and province, `Nats-Msg-Id` from
-    the CloudEvent source + id (:func:`nats_msg_id`)."""
-    from events.streams import ensure_streams, stream_for
-    from worker import connect_nats
+def publisher_identity(subject: str) -> str:
+    """The producer identity allowed to publish on `subject` (`civil.079.…` → the civil-status office of 079)."""
+    import rules
+    from rules.producers import producer_identity, producer_kinds
 
-    nc = await connect_nats(settings, name="civil-status-publisher")
+    domain, _, rest = subject.partition(".")
+    province = rest.partition(".")[0]
+    if domain not in producer_kinds():
+        raise CliError(f"subject {subject}: no producer publishes on it")
+    if not rules.is_known_province(province):
+        raise CliError(f"subject {subject}: the event names no known province (data.province_code), so no office "
+                       "may publish it; say which office publishes it with --office CODE")
+    return producer_identity(domain, province)
+
+
+class _Publishers:
+    """One connection per producer identity, opened when first needed; the server's refusals are collected so a
+    refused publish is reported with the server's reason instead of a bare time-out."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.connections: dict[str, Any] = {}
+        self.refusals: list[str] = []
+
+    async def for_subject(self, subject: str) -> Any:
+        from infra.nats_identities import NatsCredentialsMissing
+        from worker import connect_nats
+
+        identity = publisher_identity(subject)
+        if identity not in self.connections:
+            async def refused(exc: Exception) -> None:
+                self.refusals.append(str(exc))
+
+            try:
+                self.connections[identity] = await connect_nats(
+                    self.settings, identity, name=f"publisher-{identity}", error_cb=refused,
+                    max_reconnect_attempts=2, connect_timeout=5)
+            except NatsCredentialsMissing as exc:
+                raise CliError(f"subject {subject}: {exc}") from exc
+        return self.connections[identity].jetstream()
+
+    @property
+    def max_payload(self) -> int:
+        return int(next(iter(self.connections.values())).max_payload)
+
+    async def close(self) -> None:
+        for nc in self.connections.values():
+            await nc.drain()
+
+
+async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool = True,
+                      office: str | None = None) -> list[dict[str, Any]]:
+    """Publish as the civil-status offices or health stations would: each event with the credentials of the
+    producer of its province (a producer can publish only on its own province's subjects), subject by type and
+    province, `Nats-Msg-Id` from the CloudEvent source + id (:func:`nats_msg_id`)."""
+    from nats.errors import TimeoutError as NatsTimeoutError
+
+    from events.streams import stream_for
+
+    publishers = _Publishers(settings)
     results = []
     try:
-        refuse_oversized(events, nc.max_payload)
-        js = nc.jetstream()
-        await ensure_streams(js, settings)
+        checked = False
         for raw in tqdm(events, unit="event", desc="publishing", disable=not progress or len(events) < 5):
             try:
                 parsed = json.loads(raw)
             except ValueError:
                 parsed = None
-            subject, event_id, msg_id = _subject_and_id(parsed, raw)
-            ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": msg_id},
-                                   stream=stream_for(settings, subject))
+            subject, event_id, msg_id = _subject_and_id(parsed, raw, office)
+            js = await publishers.for_subject(subject)
+            if not checked:  # every connection goes to the same server: one max_payload
+                refuse_oversized(events, publishers.max_payload)
+                checked = True
+            try:
+                ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": msg_id},
+                                       stream=stream_for(settings, subject))
+            except (TimeoutError, NatsTimeoutError) as exc:
+                why = publishers.refusals[-1] if publishers.refusals else "no acknowledgement from the stream"
+                raise CliError(f"event {event_id}: not published on {subject}: {why}") from exc
             results.append({"event_id": event_id, "subject": subject, "stream_sequence": ack.seq,
                             "duplicate": bool(ack.duplicate)})
     finally:
-        await nc.drain()
+        await publishers.close()
     return results
 
 
@@ -114,7 +174,11 @@ def _events_from_file(path: Path) -> list[bytes]:
 
 
 async def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
-    results = await publish_raw(settings, _events_from_file(Path(args.file)))
+    import rules
+
+    if args.office and not rules.is_known_province(args.office):
+        raise CliError(f"--office: unknown province code '{args.office}'")
+    results = await publish_raw(settings, _events_from_file(Path(args.file)), office=args.office)
     if args.json:
         print_json(results)
     else:

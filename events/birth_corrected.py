@@ -34,12 +34,12 @@ from events.envelope import (
     now_utc,
     parse_document,
 )
+from rules.producers import producer_source
 from workflows.change_contracts import ChangeCase
 
 BIRTH_CORRECTED: Final = "vn.gov.civil.birth.corrected"
 CORRECTION_SUBJECT_EVENT: Final = "birth_corrected"
 CORRECTION_DATASCHEMA: Final = "urn:lifeevents:schema:civil:birth_corrected:1"
-DEFAULT_CORRECTION_SOURCE: Final = "urn:vn:civil-status:office"
 CORRECTABLE: Final = ("full_name", "date_of_birth", "sex")
 
 UNKNOWN_REGISTRATION: Final = "data.registration_number: no birth registration with this number in this province"
@@ -106,9 +106,10 @@ def parse_correction_event(raw: bytes) -> tuple[CloudEvent, BirthCorrected]:
 
 
 def make_correction_event(payload: BirthCorrected, *, event_id: str | None = None,
-                          source: str = DEFAULT_CORRECTION_SOURCE, time: datetime | None = None) -> CloudEvent:
+                          source: str | None = None, time: datetime | None = None) -> CloudEvent:
     """Wrap a payload in a CloudEvent (``subject`` is the registration number, as for the birth)."""
-    return make_event(payload, event_type=BIRTH_CORRECTED, dataschema=CORRECTION_DATASCHEMA, source=source,
+    return make_event(payload, event_type=BIRTH_CORRECTED, dataschema=CORRECTION_DATASCHEMA,
+                      source=source or producer_source("civil", payload.province_code),
                       event_id=event_id, subject=payload.registration_number, time=time)
 
 

@@ -36,6 +36,7 @@ from events.envelope import (
 )
 from registry.births import store_birth_registration
 from registry.db import Registry
+from rules.producers import producer_source
 from workflows.contracts import BirthCase
 
 BIRTH_REGISTERED: Final = "vn.gov.civil.birth.registered"
@@ -47,7 +48,6 @@ BIRTH_SUBJECT_EVENT: Final = "birth_registered"
 BIRTH_DATASCHEMA: Final = "urn:lifeevents:schema:civil:birth_registered:1"
 """``$id`` of ``events/schemas/birth_registered.schema.json``, used as the CloudEvents ``dataschema``."""
 
-DEFAULT_SOURCE: Final = "urn:vn:civil-status:office"
 
 REGISTRATION_CLOCK_SKEW: Final = timedelta(minutes=5)
 """How far in the future ``registered_at`` may lie (clock skew between the office and this service)."""
@@ -244,11 +244,12 @@ def make_birth_event(
     payload: BirthRegistered,
     *,
     event_id: str | None = None,
-    source: str = DEFAULT_SOURCE,
+    source: str | None = None,
     time: datetime | None = None,
 ) -> CloudEvent:
     """Wrap a payload in a CloudEvent (``time`` defaults to now, ``subject`` is the registration number)."""
-    return make_event(payload, event_type=BIRTH_REGISTERED, dataschema=BIRTH_DATASCHEMA, source=source,
+    return make_event(payload, event_type=BIRTH_REGISTERED, dataschema=BIRTH_DATASCHEMA,
+                      source=source or producer_source("civil", payload.province_code),
                       event_id=event_id, subject=payload.registration_number, time=time)
 
 

@@ -26,6 +26,7 @@ from events.content_modes import ATTRIBUTE_HEADER_PREFIX, message_document
 from events.envelope import CloudEvent, InvalidEvent, _echo, _reason, envelope_reasons
 from events.streams import CIVIL_SUBJECTS, DLQ_PREFIX, HEALTH_SUBJECTS
 from infra.settings import Settings
+from rules.producers import producer_source, source_province
 
 log = logging.getLogger("lifeevents.bridge")
 
@@ -189,6 +190,11 @@ class EventBridge:
         if (domain, last) != (handler.subject_domain, handler.subject_event):
             reasons.append(_reason("subject", f"{msg.subject} is not a subject for {handler.event_type} events "
                                               f"(expected {expected})"))
+        elif source_province(domain, event.source) != province:
+            # the server let only this province's producer publish here; the event must name the same producer
+            reasons.append(_reason("envelope.source", f"{_echo(event.source)} is not a producer of province "
+                                                      f"'{province}' of the subject (expected "
+                                                      f"{producer_source(domain, province)}[:<office>])"))
         if reasons:
             raise InvalidEvent(reasons)
         return handler, event, payload

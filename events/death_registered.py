@@ -32,11 +32,11 @@ from events.envelope import (
     make_event,
     parse_document,
 )
+from rules.producers import producer_source
 
 DEATH_REGISTERED: Final = "vn.gov.civil.death.registered"
 DEATH_SUBJECT_EVENT: Final = "death_registered"
 DEATH_DATASCHEMA: Final = "urn:lifeevents:schema:civil:death_registered:1"
-DEFAULT_SOURCE: Final = "urn:vn:civil-status:office"
 
 UNKNOWN_DECEASED: Final = "data.deceased.person_id_number: no citizen with this personal ID number"
 NAME_MISMATCH: Final = "data.deceased.full_name: does not match the registry's record for this ID number"
@@ -92,9 +92,10 @@ def parse_death_event(raw: bytes) -> tuple[CloudEvent, DeathRegistered]:
     return parse_death_document(decode_event(raw))
 
 
-def make_death_event(payload: DeathRegistered, *, event_id: str | None = None, source: str = DEFAULT_SOURCE,
+def make_death_event(payload: DeathRegistered, *, event_id: str | None = None, source: str | None = None,
                      time: datetime | None = None) -> CloudEvent:
-    return make_event(payload, event_type=DEATH_REGISTERED, dataschema=DEATH_DATASCHEMA, source=source,
+    return make_event(payload, event_type=DEATH_REGISTERED, dataschema=DEATH_DATASCHEMA,
+                      source=source or producer_source("civil", payload.province_code),
                       event_id=event_id, subject=payload.registration_number, time=time)
 
 

@@ -28,12 +28,12 @@ from events.envelope import (
     make_event,
     parse_document,
 )
+from rules.producers import producer_source
 from workflows.change_contracts import ChangeCase
 
 RESIDENCE_CHANGED: Final = "vn.gov.civil.residence.changed"
 RESIDENCE_SUBJECT_EVENT: Final = "residence_changed"
 RESIDENCE_DATASCHEMA: Final = "urn:lifeevents:schema:civil:residence_changed:1"
-DEFAULT_RESIDENCE_SOURCE: Final = "urn:vn:civil-status:office"
 HOUSEHOLD_NUMBER_PATTERN: Final = r"^[A-Za-z0-9-]{1,32}$"
 
 UNKNOWN_CITIZEN: Final = "data.person_id_number: no citizen with this personal ID number"
@@ -68,9 +68,10 @@ def parse_residence_event(raw: bytes) -> tuple[CloudEvent, ResidenceChanged]:
 
 
 def make_residence_event(payload: ResidenceChanged, *, event_id: str | None = None,
-                         source: str = DEFAULT_RESIDENCE_SOURCE, time: datetime | None = None) -> CloudEvent:
+                         source: str | None = None, time: datetime | None = None) -> CloudEvent:
     """Wrap a payload in a CloudEvent; no ``subject`` (it would carry the ID number)."""
-    return make_event(payload, event_type=RESIDENCE_CHANGED, dataschema=RESIDENCE_DATASCHEMA, source=source,
+    return make_event(payload, event_type=RESIDENCE_CHANGED, dataschema=RESIDENCE_DATASCHEMA,
+                      source=source or producer_source("civil", payload.province_code),
                       event_id=event_id, time=time)
 
 

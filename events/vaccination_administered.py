@@ -32,6 +32,7 @@ from events.envelope import (
     parse_document,
 )
 from registry.vaccinations import Citizen
+from rules.producers import producer_source
 from workflows.lifecycle_client import citizen_workflow_id
 
 VACCINATION_ADMINISTERED: Final = "vn.gov.health.vaccination.administered"
@@ -43,7 +44,6 @@ VACCINATION_SUBJECT_EVENT: Final = "vaccination_administered"
 VACCINATION_DATASCHEMA: Final = "urn:lifeevents:schema:health:vaccination_administered:1"
 """``$id`` of ``events/schemas/vaccination_administered.schema.json``."""
 
-DEFAULT_HEALTH_SOURCE: Final = "urn:vn:health:station"
 
 UNKNOWN_CITIZEN: Final = "data.person_id_number: no citizen with this personal ID number"
 BEFORE_BIRTH: Final = "data.administered_on: is before the child's date of birth"
@@ -93,10 +93,11 @@ def parse_vaccination_event(raw: bytes) -> tuple[CloudEvent, VaccinationAdminist
 
 
 def make_vaccination_event(payload: VaccinationAdministered, *, event_id: str | None = None,
-                           source: str = DEFAULT_HEALTH_SOURCE, time: datetime | None = None) -> CloudEvent:
+                           source: str | None = None, time: datetime | None = None) -> CloudEvent:
     """Wrap a payload in a CloudEvent; no ``subject`` (it would carry the ID number)."""
     return make_event(payload, event_type=VACCINATION_ADMINISTERED, dataschema=VACCINATION_DATASCHEMA,
-                      source=source, event_id=event_id, time=time)
+                      
+                      source=source or producer_source("health", payload.province_code), event_id=event_id, time=time)
 
 
 # ------------------------------------------------------------------------------------ bridge handler

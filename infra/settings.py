@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     nats_port: int = Field(default=4222, alias="NATS_PORT")
     nats_url_override: str | None = Field(default=None, alias="NATS_URL")
+    nats_credentials_dir_override: Path | None = Field(default=None, alias="NATS_CREDENTIALS_DIR")
+    """Where each NATS identity's seed (`<identity>.nk`) or credentials file (`<identity>.creds`) is; default
+    `<data dir>/nats-credentials` (the embedded stack generates them there)."""
     civil_stream: str = Field(default="CIVIL", alias="NATS_CIVIL_STREAM")
     health_stream: str = Field(default="HEALTH", alias="NATS_HEALTH_STREAM")
     dlq_stream: str = Field(default="CIVIL_DLQ", alias="NATS_DLQ_STREAM")
@@ -88,6 +91,10 @@ class Settings(BaseSettings):
     @cached_property
     def nats_url(self) -> str:
         return self.nats_url_override or f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def nats_credentials_dir(self) -> Path:
+        return self.nats_credentials_dir_override or self.data_dir / "nats-credentials"
 
     @cached_property
     def database_url(self) -> str:

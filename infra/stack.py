@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from infra.nats_identities import all_identities, authorization_block
 from infra.settings import Settings
 
 VENV_BIN = Path(sys.executable).parent
@@ -188,11 +189,14 @@ class EmbeddedStack:
         store = self.data_dir / "nats"
         store.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "nats.conf"
-        # sync_interval always: fsync every write, so an acknowledged event survives a crash.
+        # sync_interval always: fsync every write, so an acknowledged event survives a crash. Every client
+        # authenticates with its own nkey and may do only what its identity allows (infra/nats_identities.py).
         conf.write_text(
             f'listen: "127.0.0.1:{s.nats_port}"\n'
             f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: always\n}}\n'
+            + authorization_block(s.nats_credentials_dir, all_identities(s))
         )
+        conf.chmod(0o600)
         proc = self._spawn("nats", [_binary("nats-server"), "-c", str(conf)])
         wait_for_port(s.nats_port, timeout=30, what="NATS server", proc=proc, log=self.log_dir / "nats.log")
 

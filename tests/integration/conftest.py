@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,3 +59,17 @@ async def service(settings: Settings, stack: EmbeddedStack) -> AsyncIterator[obj
             with contextlib.suppress(Exception):
                 await temporal_worker.shutdown()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture(scope="session")
+async def admin_js(settings: Settings, service: object) -> AsyncIterator[Any]:
+    """JetStream as the `admin` identity, for tests that inspect streams and consumers (the service's own
+    identities may not)."""
+    import worker
+    from infra.nats_identities import ADMIN
+
+    nc = await worker.connect_nats(settings, ADMIN)
+    try:
+        yield nc.jetstream()
+    finally:
+        await nc.drain()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -36,25 +35,26 @@ def sdk_binary_message(structured: bytes, **attribute_changes: Any) -> tuple[str
     return subject_for(document["type"], data["province_code"]), headers, message.body
 
 
-@pytest.fixture
-async def jetstream(settings: Settings, service: Any) -> AsyncIterator[JetStreamContext]:
+async def publish_as_office(settings: Settings, subject: str, body: bytes, headers: dict[str, str]) -> None:
+    """Publish as the civil-status office of the subject's province (the only identity the server lets)."""
     import worker
+    from cli.publishing import publisher_identity
 
-    nc = await worker.connect_nats(settings, name="sdk-producer")
+    nc = await worker.connect_nats(settings, publisher_identity(subject), name="sdk-producer")
     try:
-        yield nc.jetstream()
+        await nc.jetstream().publish(subject, body, headers=headers, stream=stream_for(settings, subject))
     finally:
         await nc.drain()
 
 
 async def test_binary_mode_event_built_with_the_cloudevents_sdk_completes_the_birth(
-        settings: Settings, service: Any, jetstream: JetStreamContext) -> None:
+        settings: Settings, service: Any) -> None:
     reg, structured = birth_event(11, sex="female")
     subject, headers, body = sdk_binary_message(structured)
     assert headers["ce-specversion"] == "1.0" and "ce-type" in headers and "content-type" in headers
     assert json.loads(body)["registration_number"] == reg  # the body is the data alone
 
-    await jetstream.publish(subject, body, headers=headers, stream=stream_for(settings, subject))
+    await publish_as_office(settings, subject, body, headers)
     await wait_all_stages(service, [reg])
 
     child = await child_of(service, reg)
@@ -62,17 +62,17 @@ async def test_binary_mode_event_built_with_the_cloudevents_sdk_completes_the_bi
 
 
 async def test_binary_mode_event_with_a_bad_attribute_is_dead_lettered_with_its_headers_and_one_reason(
-        settings: Settings, service: Any, jetstream: JetStreamContext) -> None:
+        settings: Settings, service: Any, admin_js: JetStreamContext) -> None:
     _, structured = birth_event(12)
     subject, headers, body = sdk_binary_message(structured, dataschema="not a uri")
-    await jetstream.publish(subject, body, headers=headers, stream=stream_for(settings, subject))
+    await publish_as_office(settings, subject, body, headers)
 
     async def kept() -> Any:
-        info = await jetstream.stream_info(settings.dlq_stream)
+        info = await admin_js.stream_info(settings.dlq_stream)
         if not info.state.messages:
             return None
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            msg = await jetstream.get_msg(settings.dlq_stream, seq)
+            msg = await admin_js.get_msg(settings.dlq_stream, seq)
             if (msg.headers or {}).get("ce-id") == headers["ce-id"]:
                 return msg
         return None

@@ -163,7 +163,7 @@ async def test_duplicates_give_one_workflow_one_id_one_card_one_notice_per_stage
 
 
 async def test_invalid_event_is_dead_lettered_and_the_next_valid_one_goes_through(
-        settings: Settings, service: Any) -> None:
+        settings: Settings, service: Any, admin_js: Any) -> None:
     from nats.js.errors import NotFoundError
 
     bad_reg, bad = birth_event(7)
@@ -172,11 +172,12 @@ async def test_invalid_event_is_dead_lettered_and_the_next_valid_one_goes_throug
     broken["id"] = str(uuid.uuid4())
     not_json = b"{this is not json"
     good_reg, good = birth_event(8)
-    await publish_raw(settings, [json.dumps(broken).encode(), not_json, good], progress=False)
+    await publish_raw(settings, [json.dumps(broken).encode(), not_json, good], progress=False,
+                      office=family(8).province_code)  # the office that sent the unreadable one
     await wait_all_stages(service, [good_reg])
 
     async def dead_letters() -> list[tuple[bytes, str]]:
-        js = service.js
+        js = admin_js
         try:
             info = await js.stream_info(settings.dlq_stream)
         except NotFoundError:

@@ -16,7 +16,7 @@ import rules
 from activities.identity import RegistryIdentityAgency
 from events.birth_registered import BirthHandler
 from events.bridge import EventBridge
-from events.streams import ensure_streams
+from infra.nats_identities import BRIDGE
 from infra.settings import Settings
 from infra.stack import EmbeddedStack, free_port
 from registry.models import IdentityNumber, Person
@@ -57,9 +57,9 @@ async def own_nats(settings: Settings, service: Any, tmp_path: Any) -> AsyncIter
                    BRIDGE_MAX_BACKOFF_SECONDS=0.2, BRIDGE_CONCURRENCY=4, BRIDGE_CIVIL_DURABLE="bridge-under-test")
     stack = EmbeddedStack(own, headless_ui=True)
     stack.start()
-    nc = await worker.connect_nats(own)
+    await worker.provision_streams(own)
+    nc = await worker.connect_nats(own, BRIDGE)
     js = nc.jetstream()
-    await ensure_streams(js, own)
     try:
         yield own, js
     finally:

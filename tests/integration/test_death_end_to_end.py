@@ -25,6 +25,7 @@ from registry.models import (
     ResidencePeriod,
 )
 from registry.seed import VN_TZ, family
+from rules.producers import producer_source
 from starter import publish_raw
 from tests.helpers import eventually, save_history_if_requested
 from workflows.contracts import DeathOutcome
@@ -48,7 +49,7 @@ def death_event(id_number: str, name: str, died: date, *, province: str = "079",
         "deceased": {"person_id_number": id_number, "full_name": name, "date_of_death": died.isoformat()},
         "declarant": {"full_name": "Người Khai", "id_number": declarant_id, "relationship": "parent"},
     })
-    return encode_event(make_death_event(payload, source="urn:vn:civil-status:office:TEST"))
+    return encode_event(make_death_event(payload, source=producer_source("civil", province, "TEST")))
 
 
 async def death_completed(service: Any, person_id: uuid.UUID) -> DeathOutcome:

@@ -22,6 +22,7 @@ from registry.models import (
     ResidenceRegistration,
 )
 from registry.seed import family, synthetic_birth
+from rules.producers import producer_source
 from starter import publish_raw
 from tests.helpers import eventually
 from workflows.client import birth_workflow_id
@@ -40,15 +41,17 @@ def _birth(fam_index: int, reg: str, **overrides: Any) -> Any:
 async def test_two_offices_with_the_same_event_id_both_count(settings: Settings, service: Any) -> None:
     event_id = f"office-seq-{uuid.uuid4().hex[:8]}"
     first, second = _birth(50, new_registration_number("K")), _birth(51, new_registration_number("K"))
-    raws = [encode_event(make_birth_event(first, event_id=event_id, source="urn:vn:civil-status:office:a")),
-            encode_event(make_birth_event(second, event_id=event_id, source="urn:vn:civil-status:office:b"))]
+    office_a = producer_source("civil", first.province_code, "office-a")
+    office_b = producer_source("civil", second.province_code, "office-b")
+    raws = [encode_event(make_birth_event(first, event_id=event_id, source=office_a)),
+            encode_event(make_birth_event(second, event_id=event_id, source=office_b))]
     published = await publish_raw(settings, raws, progress=False)
     assert [r["duplicate"] for r in published] == [False, False]  # Nats-Msg-Id from source + id
     await wait_all_stages(service, [first.registration_number, second.registration_number])
     async with service.registry.unit_of_work() as session:
         sources = set((await session.scalars(select(ReceivedEvent.event_source)
                                              .where(ReceivedEvent.event_id == event_id))).all())
-    assert sources == {"urn:vn:civil-status:office:a", "urn:vn:civil-status:office:b"}
+    assert sources == {office_a, office_b}
 
 
 async def test_same_number_with_other_data_is_a_conflict_and_an_identical_resend_is_harmless(
@@ -61,10 +64,10 @@ async def test_same_number_with_other_data_is_a_conflict_and_an_identical_resend
 
     changed = original.model_dump(mode="json")
     changed["child"]["full_name"] = changed["child"]["full_name"] + " Khác"
-    conflicting = encode_event(make_birth_event(type(original).model_validate(changed),
-                                                source="urn:vn:civil-status:office:other"))
+    other_office = producer_source("civil", original.province_code, "other")
+    conflicting = encode_event(make_birth_event(type(original).model_validate(changed), source=other_office))
     resend_id = str(uuid.uuid4())
-    identical = encode_event(make_birth_event(original, event_id=resend_id, source="urn:vn:civil-status:office:other"))
+    identical = encode_event(make_birth_event(original, event_id=resend_id, source=other_office))
     await publish_raw(settings, [conflicting, identical], progress=False)
 
     letters = await eventually(lambda: dead_letters(service, settings), lambda d: conflicting in d, within=30,
@@ -77,7 +80,7 @@ async def test_same_number_with_other_data_is_a_conflict_and_an_identical_resend
     async def resend_received() -> int:
         async with service.registry.unit_of_work() as session:
             return int(await session.scalar(select(func.count()).select_from(ReceivedEvent).where(
-                ReceivedEvent.event_source == "urn:vn:civil-status:office:other",
+                ReceivedEvent.event_source == other_office,
                 ReceivedEvent.event_id == resend_id)) or 0)
 
     await eventually(resend_received, lambda n: n == 1, within=30, what="the identical re-send acked")

@@ -26,6 +26,7 @@ from registry.models import (
     SchoolEntryForecast,
 )
 from registry.seed import VN_TZ, family, synthetic_birth
+from rules.producers import producer_source
 from starter import publish_raw
 from tests.helpers import eventually
 from workflows.birth import BirthRegistrationWorkflow
@@ -176,7 +177,7 @@ async def test_a_late_dose_reported_through_nats_replans_the_next_doses_once(set
         event = make_vaccination_event(VaccinationAdministered(
             person_id_number=child.personal_id_number or "", vaccine="DPT_VGB_HIB", dose=1, administered_on=given_on,
             health_station_code="TYT-LATE", province_code=payload.province_code), event_id=event_id,
-            source="urn:vn:health:station:TYT-LATE")
+            source=producer_source("health", payload.province_code, "TYT-LATE"))
         return encode_event(event)
 
     first = report(str(uuid.uuid4()), today)

@@ -31,7 +31,7 @@ class FlakyGateway:
         await self.real.publish(notice)
 
 
-async def test_retried_notice_is_stored_delivered_and_published_once(service: Any) -> None:
+async def test_retried_notice_is_stored_delivered_and_published_once(service: Any, admin_js: Any) -> None:
     async with service.registry.unit_of_work() as session:
         child = Person(id=uuid.uuid4(), full_name="Trần Thị Bình", sex="female", date_of_birth=date(2026, 11, 1),
                        preferred_language="en")
@@ -56,22 +56,22 @@ async def test_retried_notice_is_stored_delivered_and_published_once(service: An
         stored = await session.get(Notification, first.notification_id)
     assert stored is not None and stored.published_at is not None
     assert stored.subject == "Birth of Trần Thị Bình registered" and "1 November 2026" in stored.body
-    sub = await service.js.subscribe(f"notify.inbox.{child.id}", ordered_consumer=True)
+    sub = await admin_js.subscribe(f"notify.inbox.{child.id}", ordered_consumer=True)
     msg = await sub.next_msg(timeout=5)
     assert msg.headers and msg.headers["Nats-Msg-Id"] == f"{notice.workflow_id}/birth_recorded"
     announced = json.loads(msg.data)  # a reference: the text stays in the inbox, out of the stream
     assert announced["notification_id"] == str(first.notification_id) and announced["citizen"] == str(child.id)
     assert "subject" not in announced and "body" not in announced and "Bình" not in msg.data.decode()
-    info = await service.js.stream_info(service.settings.notify_stream, subjects_filter=f"notify.inbox.{child.id}")
+    info = await admin_js.stream_info(service.settings.notify_stream, subjects_filter=f"notify.inbox.{child.id}")
     assert info.state.subjects == {f"notify.inbox.{child.id}": 1}
     await sub.unsubscribe()
 
 
-async def test_every_stream_forgets(service: Any) -> None:
+async def test_every_stream_forgets(service: Any, admin_js: Any) -> None:
     settings = service.settings
     for stream, days in ((settings.civil_stream, settings.civil_retention_days),
                          (settings.health_stream, settings.health_retention_days),
                          (settings.dlq_stream, settings.dlq_retention_days),
                          (settings.notify_stream, settings.notify_retention_days)):
-        info = await service.js.stream_info(stream)
+        info = await admin_js.stream_info(stream)
         assert info.config.max_age == pytest.approx(days * 24 * 3600), stream

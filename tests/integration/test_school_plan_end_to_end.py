@@ -63,7 +63,7 @@ async def test_the_schedule_exists_after_start_up(settings: Settings, service: A
 
 
 async def test_triggering_the_schedule_makes_one_run_and_one_notice_per_short_province(
-        settings: Settings, service: Any) -> None:
+        settings: Settings, service: Any, admin_js: Any) -> None:
     short_province = await make_a_ward_short(service)
     handle = await trigger_schedule(service.client)
     outcome = await handle.result()
@@ -94,7 +94,7 @@ async def test_triggering_the_schedule_makes_one_run_and_one_notice_per_short_pr
     assert html_report in notice.body and is_file(html_report) and is_file(csv_report)
     assert is_file(outcome.index) and Path(outcome.report_dir) == settings.data_dir / "reports" / \
         "school-plan" / str(run.id)
-    published = await service.js.get_last_msg(settings.notify_stream,
+    published = await admin_js.get_last_msg(settings.notify_stream,
                                               f"notify.department.education.{short_province}")
     assert published.headers["Nats-Msg-Id"] == notice.dedupe_key
     assert json.loads(published.data)["plan_run_id"] == str(run.id)
@@ -112,8 +112,8 @@ async def test_triggering_the_schedule_makes_one_run_and_one_notice_per_short_pr
                                     .where(SchoolPlanRun.workflow_id == key)) == 1
         assert await session.scalar(select(func.count()).select_from(DepartmentNotice)
                                     .where(DepartmentNotice.plan_run_id == run.id)) == len(short)
-    info = await service.js.stream_info(settings.notify_stream)
-    assert (await service.js.get_last_msg(settings.notify_stream, f"notify.department.education.{short_province}")
+    info = await admin_js.stream_info(settings.notify_stream)
+    assert (await admin_js.get_last_msg(settings.notify_stream, f"notify.department.education.{short_province}")
             ).seq == published.seq, f"a retried step published again ({info.state.messages} messages)"
 
 

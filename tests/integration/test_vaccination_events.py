@@ -14,10 +14,13 @@ from sqlalchemy import func, select
 from temporalio.api.enums.v1 import EventType
 
 import rules
+import worker
 from events.envelope import encode_event
 from events.vaccination_administered import VaccinationAdministered, make_vaccination_event
+from infra.nats_identities import OPERATOR
 from infra.settings import Settings
 from registry.models import VaccinationReport
+from rules.producers import producer_identity
 from starter import publish_raw
 from tests.helpers import codec_of, eventually
 from tests.integration.test_birth_end_to_end import birth_event, child_of, wait_all_stages
@@ -27,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 
 def vaccination_event(id_number: str, *, province: str = "079", event_id: str | None = None,
-                      source: str = "urn:vn:health:station:TYT-TEST") -> tuple[str, bytes]:
+                      source: str | None = None) -> tuple[str, bytes]:
     payload = VaccinationAdministered(person_id_number=id_number, vaccine="BCG", dose=1,
                                       administered_on=date.today() - timedelta(days=1),
                                       health_station_code="TYT-TEST", province_code=province)
@@ -37,20 +40,25 @@ def vaccination_event(id_number: str, *, province: str = "079", event_id: str | 
 
 async def dead_letters(service: Any, settings: Settings) -> dict[bytes, tuple[str, str]]:
     """Original bytes → (original subject, reason) of every dead letter so far."""
+    nc = await worker.connect_nats(settings, OPERATOR)
+    js = nc.jetstream()
     try:
-        info = await service.js.stream_info(settings.dlq_stream)
-    except NotFoundError:
-        return {}
-    out: dict[bytes, tuple[str, str]] = {}
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await service.js.get_msg(settings.dlq_stream, seq)
-        headers = msg.headers or {}
-        out[msg.data or b""] = (headers.get("Original-Subject", ""), headers.get("Dead-Letter-Reason", ""))
-    return out
+        try:
+            info = await js.stream_info(settings.dlq_stream)
+        except NotFoundError:
+            return {}
+        out: dict[bytes, tuple[str, str]] = {}
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await js.get_msg(settings.dlq_stream, seq)
+            headers = msg.headers or {}
+            out[msg.data or b""] = (headers.get("Original-Subject", ""), headers.get("Dead-Letter-Reason", ""))
+        return out
+    finally:
+        await nc.drain()
 
 
 async def test_dose_report_is_kept_once_and_signals_the_lifecycle_with_the_same_report(
-        settings: Settings, service: Any) -> None:
+        settings: Settings, service: Any, admin_js: Any) -> None:
     reg, raw_birth = birth_event(13, sex="male")
     await publish_raw(settings, [raw_birth], progress=False)
     await wait_all_stages(service, [reg])
@@ -61,13 +69,17 @@ async def test_dose_report_is_kept_once_and_signals_the_lifecycle_with_the_same_
 
     # The same CloudEvent twice under different NATS message ids: the broker keeps both, the bridge one report.
     subject = f"health.{province}.vaccination_administered"
-    for msg_id in ("vacc-first", "vacc-second"):
-        ack = await service.js.publish(subject, raw, headers={"Nats-Msg-Id": f"{msg_id}-{event_id}"},
-                                       stream=settings.health_stream)
-        assert not ack.duplicate
+    station = await worker.connect_nats(settings, producer_identity("health", province))
+    try:
+        for msg_id in ("vacc-first", "vacc-second"):
+            ack = await station.jetstream().publish(subject, raw, headers={"Nats-Msg-Id": f"{msg_id}-{event_id}"},
+                                                    stream=settings.health_stream)
+            assert not ack.duplicate
+    finally:
+        await station.drain()
 
     async def health_consumer_idle() -> tuple[int, int, int]:
-        info = await service.js.consumer_info(settings.health_stream, settings.bridge_health_durable)
+        info = await admin_js.consumer_info(settings.health_stream, settings.bridge_health_durable)
         return info.delivered.stream_seq, info.num_pending, info.num_ack_pending
 
     await eventually(health_consumer_idle, lambda c: c[0] >= ack.seq and c[1:] == (0, 0), within=30,

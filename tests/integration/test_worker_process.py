@@ -23,13 +23,14 @@ async def test_sigterm_stops_worker_and_bridge_cleanly(settings: Settings, servi
     own_nats = EmbeddedStack(nats_only, headless_ui=True)
     own_nats.start()
     try:
-        await _run_and_terminate(settings, nats_only.nats_url)
+        await _run_and_terminate(settings, nats_only)
     finally:
         own_nats.stop()
 
 
-async def _run_and_terminate(settings: Settings, nats_url: str) -> None:
-    env = {**os.environ, "TEMPORAL_ADDRESS": settings.temporal_address, "NATS_URL": nats_url,
+async def _run_and_terminate(settings: Settings, nats_only: Settings) -> None:
+    env = {**os.environ, "TEMPORAL_ADDRESS": settings.temporal_address, "NATS_URL": nats_only.nats_url,
+           "NATS_CREDENTIALS_DIR": str(nats_only.nats_credentials_dir),
            "DATABASE_URL": settings.database_url, "TEMPORAL_TASK_QUEUE": "life-events-sigterm-test",
            "BRIDGE_CIVIL_DURABLE": "civil-sigterm-test",
            "BRIDGE_HEALTH_DURABLE": "health-sigterm-test"}

@@ -411,7 +411,7 @@ def test_make_birth_event_defaults() -> None:
     second = make_birth_event(birth)
 
     assert first.id != second.id and len(first.id) == 36
-    assert first.source == "urn:vn:civil-status:office"
+    assert first.source == f"urn:vn:civil-status:{birth.province_code}"  # the office of its province
     assert first.datacontenttype == "application/json"
     assert first.data == birth.model_dump(mode="json")
     assert isinstance(first, CloudEvent)
