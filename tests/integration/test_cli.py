@@ -97,14 +97,14 @@ async def test_publish_of_a_file_with_no_events_says_so(settings: Settings, serv
 
 
 async def test_publish_of_an_event_over_the_servers_limit_names_it_and_publishes_none(
-        settings: Settings, service: Any, tmp_path: Path) -> None:
+        settings: Settings, service: Any, admin_js: Any, tmp_path: Path) -> None:
     _, first = birth_event(61)
     big = json.loads(first)
     big["id"], big["padding"] = "cli-big-event", "x" * 1_100_000
     _, last = birth_event(62)
     file = tmp_path / "events.json"
     file.write_text(json.dumps([json.loads(first), big, json.loads(last)]), encoding="utf-8")
-    before = (await service.js.stream_info(settings.civil_stream)).state.last_seq
+    before = (await admin_js.stream_info(settings.civil_stream)).state.last_seq
 
     code, out, err = await cli(settings, "publish", str(file))
 
@@ -113,4 +113,4 @@ async def test_publish_of_an_event_over_the_servers_limit_names_it_and_publishes
     assert err.splitlines() == [
         f"error: event #2 of 3 (id 'cli-big-event') is {size:,} bytes; the server takes at most "
         "1,047,552 bytes per event (max_payload 1,048,576 less 1,024 for headers); nothing was published"]
-    assert (await service.js.stream_info(settings.civil_stream)).state.last_seq == before
+    assert (await admin_js.stream_info(settings.civil_stream)).state.last_seq == before
