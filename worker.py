@@ -22,6 +22,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities import (
@@ -47,10 +48,13 @@ from events.residence_changed import ResidenceChangedHandler
 from events.streams import ensure_streams
 from events.vaccination_administered import VaccinationHandler
 from infra.codec import data_converter
+from infra.health import OperatorEndpoint, database_check, nats_check, temporal_check
+from infra.metrics import temporal_metrics
 from infra.process import exit_now
 from infra.redaction import install_redaction
 from infra.schedules import ensure_school_plan_schedule
 from infra.settings import PROJECT_ROOT, Settings
+from infra.telemetry import configure_tracing, instrument_engine
 from registry.changes import RegistryCorrectionRecords, RegistryMoveRecords
 from registry.db import Registry, make_engine
 from registry.deaths import RegistryDeathRecords
@@ -70,9 +74,11 @@ WORKFLOWS = [BirthRegistrationWorkflow, CitizenLifecycleWorkflow, DeathRegistrat
              BirthCorrectionWorkflow, SchoolCapacityPlanWorkflow]
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """`runtime`: `infra.metrics.temporal_metrics().runtime` to record the SDK's metrics (default: none)."""
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                data_converter=data_converter(settings), interceptors=[TracingInterceptor()])
+                                data_converter=data_converter(settings), interceptors=[TracingInterceptor()],
+                                runtime=runtime)
 
 
 async def connect_nats(settings: Settings, name: str = "lifeevents") -> NatsClient:
@@ -157,15 +163,35 @@ class Service:
             BirthCorrectedHandler(RegistryCorrectionRecords(self.registry), TemporalChanges(self.client, queue)),
         ], self.settings)
 
+    @contextlib.asynccontextmanager
+    async def operator_endpoint(self, port: int, host: str = "127.0.0.1") -> AsyncIterator[int]:
+        """/metrics, /healthz, /readyz (NATS, Temporal, database) while the block runs; yields the bound port."""
+        sdk = temporal_metrics().collector
+        endpoint = OperatorEndpoint({"nats": nats_check(self.nc), "temporal": temporal_check(self.client),
+                                     "database": database_check(self.registry.engine)})
+
+        async def drain_sdk_metrics() -> None:
+            while True:  # the SDK's buffer is bounded: fold it in between scrapes too
+                await asyncio.sleep(5)
+                sdk.absorb()
+
+        drain = asyncio.create_task(drain_sdk_metrics())
+        try:
+            async with endpoint.serving(host, port) as bound:
+                yield bound
+        finally:
+            drain.cancel()
+
 
 @contextlib.asynccontextmanager
-async def service(settings: Settings) -> AsyncIterator[Service]:
+async def service(settings: Settings, *, runtime: Runtime | None = None) -> AsyncIterator[Service]:
     registry = Registry(make_engine(settings.database_url))
+    instrument_engine(registry.engine)
     nc = await connect_nats(settings)
     js = nc.jetstream()
     await ensure_streams(js, settings)
     try:
-        client = await connect_temporal(settings)
+        client = await connect_temporal(settings, runtime)
         if await ensure_school_plan_schedule(client, settings):
             log.info("created the Temporal Schedule school-capacity-plan (%s)", settings.school_plan_cron)
         yield Service(settings, registry, nc, js, client)
@@ -179,7 +205,14 @@ async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with service(settings) as svc:
+    port = (settings.bridge_metrics_port if not with_worker and settings.bridge_metrics_port is not None
+            else settings.metrics_port)
+    tracing = configure_tracing(settings, "lifeevents-bridge" if not with_worker else "lifeevents-worker")
+    runtime = temporal_metrics().runtime if port is not None else None
+    async with contextlib.AsyncExitStack() as stack:
+        svc = await stack.enter_async_context(service(settings, runtime=runtime))
+        if port is not None:
+            await stack.enter_async_context(svc.operator_endpoint(port, settings.metrics_host))
         tasks = []
         if with_worker:
             worker = svc.worker()
@@ -192,6 +225,8 @@ async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool
         if with_worker:
             await worker.shutdown()
         await asyncio.gather(*tasks, return_exceptions=True)
+    if tracing is not None:
+        tracing.shutdown()  # flushes the last spans
     log.info("stopped")
 
 

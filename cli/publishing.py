@@ -11,11 +11,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from tqdm import tqdm
 
 from cli.common import EXIT_OK, CliError, print_json, registry_for
 from events.models import encode_event, make_birth_event
 from infra.settings import Settings
+from infra.telemetry import context_from, tracer, with_trace_context
 
 
 # ---- publishing --------------------------------------------------------------------------------------------
@@ -47,7 +49,12 @@ def _subject_and_id(raw_event: Any, raw: bytes) -> tuple[str, str, str]:
 
 async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool = True) -> list[dict[str, Any]]:
     """Publish as a civil-status office or health station would: subject by type and province, `Nats-Msg-Id` from
-    the CloudEvent source + id (:func:`nats_msg_id`)."""
+    the CloudEvent source + id (:func:`nats_msg_id`).
+
+    Each event is published inside a PRODUCER span `publish <type>`, the root of that event's trace (or a child of
+    the `traceparent` the event already carries), whose context is written into the event as the CloudEvents
+    distributed-tracing extension (`traceparent`, `tracestate`). Bytes that are not a JSON object go out as they
+    are."""
     from events.streams import ensure_streams, stream_for
     from worker import connect_nats
 
@@ -62,8 +69,16 @@ async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool
             except ValueError:
                 parsed = None
             subject, event_id, msg_id = _subject_and_id(parsed, raw)
-            ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": msg_id},
-                                   stream=stream_for(settings, subject))
+            event_type = parsed.get("type") if isinstance(parsed, dict) else None
+            with tracer().start_as_current_span(
+                    f"publish {event_type if isinstance(event_type, str) else 'event'}", kind=SpanKind.PRODUCER,
+                    context=context_from(parsed) if isinstance(parsed, dict) else None,
+                    attributes={"messaging.system": "nats", "messaging.destination.name": subject}):
+                if isinstance(parsed, dict):
+                    with_trace_context(parsed)
+                    raw = json.dumps(parsed, ensure_ascii=False).encode()
+                ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": msg_id},
+                                       stream=stream_for(settings, subject))
             results.append({"event_id": event_id, "subject": subject, "stream_sequence": ack.seq,
                             "duplicate": bool(ack.duplicate)})
     finally:

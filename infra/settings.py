@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,17 @@ class Settings(BaseSettings):
     codec_server_token: str | None = Field(default=None, alias="CODEC_SERVER_TOKEN")
     codec_cors_origin: str = Field(default="http://localhost:8233", alias="CODEC_CORS_ORIGIN")
 
+    tracing: Literal["off", "otlp", "console", "file"] = Field(default="off", alias="TRACING")
+    """Where spans go: an OTLP/HTTP collector, stdout, a JSON-lines file, or nowhere (context still propagates)."""
+    otlp_endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces", alias="OTLP_ENDPOINT")
+    traces_file: Path | None = Field(default=None, alias="TRACES_FILE")
+    """For TRACING=file; default `<data dir>/traces.jsonl`."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, alias="METRICS_PORT")
+    """/metrics, /healthz and /readyz of the worker (and of the bridge when both run in one process); unset: off."""
+    bridge_metrics_port: int | None = Field(default=None, ge=0, le=65535, alias="BRIDGE_METRICS_PORT")
+    """The same endpoints for a bridge run alone (`worker.py --bridge-only`); unset: METRICS_PORT."""
+    metrics_host: str = Field(default="127.0.0.1", alias="METRICS_HOST")
+
     postgres_port: int = Field(default=5433, alias="POSTGRES_PORT")
     database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
 
@@ -82,6 +94,10 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+asyncpg://" + url.split("://", 1)[1]
         return url
+
+    @property
+    def traces_path(self) -> Path:
+        return self.traces_file or self.data_dir / "traces.jsonl"
 
     @property
     def temporal_ui_url(self) -> str:

@@ -37,6 +37,7 @@ class FakeMsg:
     subject: str
     data: bytes
     metadata: Metadata = field(default_factory=Metadata)
+    headers: dict[str, str] | None = None
     outcome: list[tuple[str, Any]] = field(default_factory=list)
 
     async def ack(self) -> None:
