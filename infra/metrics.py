@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from temporalio.runtime import (
     BUFFERED_METRIC_KIND_COUNTER,
     BUFFERED_METRIC_KIND_GAUGE,
@@ -121,7 +122,7 @@ def _families(name: str, series: _Series) -> Iterator[Metric]:
         histogram = HistogramMetricFamily(name, series.description, labels=label_names)
         for labels, counts in series.buckets.items():
             cumulative, running = [], 0.0
-            for bound, count in zip([*map(str, TEMPORAL_BUCKETS), "+Inf"], counts, strict=True):
+            for bound, count in zip([*map(floatToGoString, TEMPORAL_BUCKETS), "+Inf"], counts, strict=True):
                 running += count
                 cumulative.append((bound, running))
             histogram.add_metric(values_of(labels), cumulative, series.sums[labels])
