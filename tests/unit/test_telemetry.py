@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from pydantic import ValidationError
 
-from infra.settings import Settings
+from infra.settings import Settings, load_settings
 from infra.telemetry import (
     JsonLinesSpanExporter,
     context_from,
@@ -87,7 +87,7 @@ def test_exporter_by_setting(tmp_path: Path) -> None:
 
 def test_unknown_tracing_value_is_refused_naming_the_setting() -> None:
     with pytest.raises(ValidationError) as caught:
-        Settings(TRACING="jaeger")
+        load_settings(TRACING="jaeger")
     assert "TRACING" in str(caught.value) and "otlp" in str(caught.value)
 
 
