@@ -205,8 +205,7 @@ async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    port = (settings.bridge_metrics_port if not with_worker and settings.bridge_metrics_port is not None
-            else settings.metrics_port)
+    port = settings.metrics_port if with_worker else settings.bridge_metrics_port
     tracing = configure_tracing(settings, "lifeevents-bridge" if not with_worker else "lifeevents-worker")
     runtime = temporal_metrics().runtime if port is not None else None
     async with contextlib.AsyncExitStack() as stack:

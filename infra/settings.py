@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=0, le=65535, alias="METRICS_PORT")
     """/metrics, /healthz and /readyz of the worker (and of the bridge when both run in one process); unset: off."""
     bridge_metrics_port: int | None = Field(default=None, ge=0, le=65535, alias="BRIDGE_METRICS_PORT")
-    """The same endpoints for a bridge run alone (`worker.py --bridge-only`); unset: METRICS_PORT."""
+    """The same endpoints for a bridge run alone (`worker.py --bridge-only`), so the two processes never share a
+    port; unset: off."""
     metrics_host: str = Field(default="127.0.0.1", alias="METRICS_HOST")
 
     postgres_port: int = Field(default=5433, alias="POSTGRES_PORT")
