@@ -17,7 +17,7 @@ from tqdm import tqdm
 from cli.common import EXIT_OK, CliError, print_json, registry_for
 from events.models import encode_event, make_birth_event
 from infra.settings import Settings
-from infra.telemetry import context_from, tracer, with_trace_context
+from infra.telemetry import TRACE_ATTRIBUTES, context_from, current_trace_headers, tracer, with_trace_context
 
 
 # ---- publishing --------------------------------------------------------------------------------------------
@@ -47,14 +47,30 @@ def _subject_and_id(raw_event: Any, raw: bytes) -> tuple[str, str, str]:
     return subject_for(event_type, province), event_id, msg_id
 
 
+def with_trace_attributes(raw: bytes, event: dict[str, Any]) -> bytes:
+    """The event's bytes with the current trace context as its first attributes.
+
+    The producer's bytes are kept as written (the dead-letter stream shows them as they were sent); only an event
+    that brought its own trace context is re-encoded, with that context replaced."""
+    headers = current_trace_headers()
+    if not headers:
+        return raw
+    if any(name in event for name in TRACE_ATTRIBUTES):
+        with_trace_context(event)
+        return json.dumps(event, ensure_ascii=False).encode()
+    members = ", ".join(f"{json.dumps(name)}: {json.dumps(value)}" for name, value in headers.items())
+    opening = raw.index(b"{") + 1
+    return raw[:opening] + members.encode() + (b", " if event else b"") + raw[opening:]
+
+
 async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool = True) -> list[dict[str, Any]]:
     """Publish as a civil-status office or health station would: subject by type and province, `Nats-Msg-Id` from
     the CloudEvent source + id (:func:`nats_msg_id`).
 
     Each event is published inside a PRODUCER span `publish <type>`, the root of that event's trace (or a child of
     the `traceparent` the event already carries), whose context is written into the event as the CloudEvents
-    distributed-tracing extension (`traceparent`, `tracestate`). Bytes that are not a JSON object go out as they
-    are."""
+    distributed-tracing extension (`traceparent`, `tracestate`: :func:`with_trace_attributes`). Bytes that are not
+    a JSON object go out as they are."""
     from events.streams import ensure_streams, stream_for
     from worker import connect_nats
 
@@ -75,8 +91,7 @@ async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool
                     context=context_from(parsed) if isinstance(parsed, dict) else None,
                     attributes={"messaging.system": "nats", "messaging.destination.name": subject}):
                 if isinstance(parsed, dict):
-                    with_trace_context(parsed)
-                    raw = json.dumps(parsed, ensure_ascii=False).encode()
+                    raw = with_trace_attributes(raw, parsed)
                 ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": msg_id},
                                        stream=stream_for(settings, subject))
             results.append({"event_id": event_id, "subject": subject, "stream_sequence": ack.seq,

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 from pydantic import ValidationError
 
+from cli.publishing import with_trace_attributes
 from infra.settings import Settings, load_settings
 from infra.telemetry import (
     JsonLinesSpanExporter,
@@ -21,6 +22,7 @@ from infra.telemetry import (
     span_exporter,
     with_trace_context,
 )
+from tests.helpers import as_sent_by_producer
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -102,3 +104,27 @@ def test_file_exporter_writes_one_json_line_per_span(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [line["name"] for line in lines] == ["inner", "outer"]
     assert lines[0]["parent_id"] == lines[1]["context"]["span_id"]
+
+
+def test_publisher_puts_the_trace_context_in_front_and_keeps_the_producers_bytes() -> None:
+    raw = '{"id": "e-1", "data": {"full_name": "Lê Thị Mai"}}'.encode()
+    with local_tracer().start_as_current_span("publish"):
+        sent = with_trace_attributes(raw, json.loads(raw))
+        headers = current_trace_headers()
+    assert json.loads(sent) == {**json.loads(raw), **headers}
+    assert sent.endswith(raw[1:]) and as_sent_by_producer(sent) == raw
+    with local_tracer().start_as_current_span("publish"):
+        assert json.loads(with_trace_attributes(b" {}", {})) == current_trace_headers()
+
+
+def test_publisher_replaces_a_trace_context_the_event_brought() -> None:
+    event = {"id": "e-1", "traceparent": PARENT}
+    with local_tracer().start_as_current_span("publish", context=context_from(event)):
+        sent = json.loads(with_trace_attributes(json.dumps(event).encode(), dict(event)))
+        mine = current_trace_headers()["traceparent"]
+    assert sent == {"id": "e-1", "traceparent": mine} and mine.split("-")[1] == PARENT.split("-")[1]
+
+
+def test_without_a_span_the_publisher_sends_the_bytes_unchanged() -> None:
+    raw = b'{"id": "e-1"}'
+    assert with_trace_attributes(raw, json.loads(raw)) is raw
