@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 
 from activities import (
@@ -53,6 +54,7 @@ from infra.metrics import temporal_metrics
 from infra.process import exit_now
 from infra.redaction import install_redaction
 from infra.schedules import ensure_school_plan_schedule
+from infra.search_attributes import SearchAttributeError, ensure_registered
 from infra.settings import PROJECT_ROOT, Settings
 from infra.telemetry import configure_tracing, instrument_engine
 from registry.changes import RegistryCorrectionRecords, RegistryMoveRecords
@@ -78,7 +80,24 @@ async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -
     """`runtime`: `infra.metrics.temporal_metrics().runtime` to record the SDK's metrics (default: none)."""
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                 data_converter=data_converter(settings), interceptors=[TracingInterceptor()],
-                                runtime=runtime)
+                                tls=temporal_tls(settings),
+                                api_key=settings.temporal_api_key.get_secret_value()
+                                if settings.temporal_api_key else None, runtime=runtime)
+
+
+def temporal_tls(settings: Settings) -> TLSConfig | bool:
+    """TLS to Temporal from the settings: a CA and a client certificate (mTLS) when given, else the system's
+    roots; no TLS for the embedded dev server."""
+    if not settings.temporal_uses_tls:
+        return False
+
+    def read(path: Path | None) -> bytes | None:
+        return path.read_bytes() if path else None
+
+    return TLSConfig(server_root_ca_cert=read(settings.temporal_tls_ca_file),
+                     client_cert=read(settings.temporal_tls_cert_file),
+                     client_private_key=read(settings.temporal_tls_key_file),
+                     domain=settings.temporal_tls_server_name)
 
 
 async def connect_nats(settings: Settings, name: str = "lifeevents") -> NatsClient:
@@ -192,6 +211,7 @@ async def service(settings: Settings, *, runtime: Runtime | None = None) -> Asyn
     await ensure_streams(js, settings)
     try:
         client = await connect_temporal(settings, runtime)
+        await ensure_registered(client, settings.temporal_namespace)
         if await ensure_school_plan_schedule(client, settings):
             log.info("created the Temporal Schedule school-capacity-plan (%s)", settings.school_plan_cron)
         yield Service(settings, registry, nc, js, client)
@@ -237,7 +257,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_redaction()
     logging.getLogger("temporalio").setLevel(logging.WARNING)
-    asyncio.run(run(Settings(), with_bridge=not args.no_bridge, with_worker=not args.bridge_only))
+    try:
+        asyncio.run(run(Settings(), with_bridge=not args.no_bridge, with_worker=not args.bridge_only))
+    except SearchAttributeError as err:
+        log.error("cannot start: %s", err)
+        exit_now(1)
 
 
 if __name__ == "__main__":

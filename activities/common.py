@@ -43,14 +43,13 @@ async def registered_on(session: AsyncSession, person_id: uuid.UUID) -> date:
     return rules.local_date(at if at is not None else datetime.now(UTC))
 
 
-UNSPECIFIED_FIELDS = "person-record"
 """`fields` of a read whose call site does not name the fields it reads: the person record as a whole."""
 _PENDING_ACCESS = "lifeevents.pending_data_access"
 _WRITTEN_ACCESS = "lifeevents.written_data_access"
 
 
 def log_access(session: AsyncSession, *, citizen: uuid.UUID | None, agency: str, purpose: str,
-               workflow_id: str | None, fields: str = UNSPECIFIED_FIELDS) -> None:
+               workflow_id: str | None, fields: str) -> None:
     """Record one read of personal data in the ledger (who, which fields, why, for which workflow).
 
     The entry is written when the session commits, in the same transaction as the step's effect (a rolled-back

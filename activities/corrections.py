@@ -74,7 +74,7 @@ class RegistryCorrectionAgencies:
             if person is None:
                 raise ApplicationError("person record missing", type="PersonMissing", non_retryable=True)
             log_access(session, citizen=person.id, agency=CIVIL, purpose="correct the birth record",
-                       workflow_id=inp.workflow_id)
+                       workflow_id=inp.workflow_id, fields="name, sex, date of birth (before and after)")
             before: dict[str, Any] = {}
             after: dict[str, Any] = {}
             for name in CORRECTABLE:
@@ -100,7 +100,8 @@ class RegistryCorrectionAgencies:
             if current.number.startswith(prefix):
                 return IdReissued(reissued=False, detail="prefix unchanged: the number stays")
             log_access(session, citizen=person.id, agency=IDENTITY, purpose="re-issue the ID number (corrected "
-                       "sex or birth year)", workflow_id=inp.workflow_id)
+                       "sex or birth year)", workflow_id=inp.workflow_id,
+                       fields="ID number, sex, date of birth")
             old, registration_number = current.number, current.registration_number
             await session.execute(update(IdentityNumber).where(IdentityNumber.number == old).values(
                 status="cancelled", cancelled_at=datetime.now(UTC), cancelled_by=inp.workflow_id))
@@ -126,7 +127,8 @@ class RegistryCorrectionAgencies:
         async with self.registry.unit_of_work() as session:
             child = await require_child(session, inp.person_id)
             log_access(session, citizen=child.id, agency=HEALTH, purpose="re-plan immunization (corrected date of "
-                       "birth)", workflow_id=inp.workflow_id)
+                       "birth)", workflow_id=inp.workflow_id,
+                       fields="date of birth, vaccination plan")
             rows = {(r.vaccine, r.dose): r for r in (await session.scalars(
                 select(PlannedVaccination).where(PlannedVaccination.person_id == child.id).with_for_update())).all()}
             given = {k: r.administered_on for k, r in rows.items() if r.administered_on is not None}
@@ -162,7 +164,8 @@ class RegistryCorrectionAgencies:
             card = await session.scalar(select(HealthInsuranceCard)
                                         .where(HealthInsuranceCard.person_id == child.id).with_for_update())
             log_access(session, citizen=child.id, agency=INSURANCE, purpose="update the under-6 card after a birth "
-                       "correction", workflow_id=inp.workflow_id)
+                       "correction", workflow_id=inp.workflow_id,
+                       fields="date of birth, health-insurance card")
             eligible = rules.child_card_eligible(child.date_of_birth, await registered_on(session, child.id))
             if card is None:
                 if not eligible or child.personal_id_number is None:
@@ -194,7 +197,8 @@ class RegistryCorrectionAgencies:
             child = await require_child(session, inp.person_id)
             forecast = await session.get(SchoolEntryForecast, child.id, with_for_update=True)
             log_access(session, citizen=child.id, agency=EDUCATION, purpose="school-entry year after a birth "
-                       "correction", workflow_id=inp.workflow_id)
+                       "correction", workflow_id=inp.workflow_id,
+                       fields="date of birth, school-entry forecast")
             if rules.school_entry_passed(child.date_of_birth, await registered_on(session, child.id)):
                 if forecast is None:
                     return ChangeStep(done=False, detail="not in the forecast")

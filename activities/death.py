@@ -49,7 +49,8 @@ class RegistryDeathAgencies:
                 raise ApplicationError("person record missing", type="PersonMissing", non_retryable=True)
             if person.status == "deceased":
                 return DeathStepDone(newly_done=False, detail="death already recorded")
-            log_access(session, citizen=person.id, agency=AGENCY, purpose="record a death", workflow_id=inp.workflow_id)
+            log_access(session, citizen=person.id, agency=AGENCY, purpose="record a death", workflow_id=inp.workflow_id,
+                       fields="status, date of death")
             person.status, person.date_of_death = "deceased", reg.date_of_death
             return DeathStepDone(newly_done=True, detail="death recorded")
 
@@ -63,7 +64,7 @@ class RegistryDeathAgencies:
             if period is None and person.household_id is None:
                 return DeathStepDone(newly_done=False, detail="no residence registered")
             log_access(session, citizen=person.id, agency="residence", purpose="deregister residence after death",
-                       workflow_id=inp.workflow_id)
+                       workflow_id=inp.workflow_id, fields="residence period, date of death")
             if period is not None:
                 period.valid_to, period.ended_by = max(reg.date_of_death, period.valid_from), "death"
             person.household_id = None
@@ -79,7 +80,7 @@ class RegistryDeathAgencies:
             if card.closed_on is not None:
                 return DeathStepDone(newly_done=False, detail="card already closed")
             log_access(session, citizen=inp.person_id, agency="health-insurance", purpose="close card after death",
-                       workflow_id=inp.workflow_id)
+                       workflow_id=inp.workflow_id, fields="health-insurance card, date of death")
             card.closed_on, card.closed_reason = min(reg.date_of_death, card.valid_until), "death"
             return DeathStepDone(newly_done=True, detail="card closed")
 
@@ -93,7 +94,8 @@ class RegistryDeathAgencies:
             newly = bool(result.rowcount)  # type: ignore[attr-defined]
             if newly:
                 log_access(session, citizen=inp.person_id, agency="social-welfare",
-                           purpose="record funeral allowance for the declarant", workflow_id=inp.workflow_id)
+                           purpose="record funeral allowance for the declarant", workflow_id=inp.workflow_id,
+                           fields="declarant, date of death")
             return DeathStepDone(newly_done=newly, detail="funeral allowance recorded" if newly
                                  else "funeral allowance already recorded")
 

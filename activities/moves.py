@@ -70,7 +70,7 @@ class RegistryMoveAgencies:
             if (current.household_id if current else person.household_id) == change.household_id:
                 return MoveOutcome(moved=False, detail="already-resident")
             log_access(session, citizen=person.id, agency=RESIDENCE, purpose="register a move to another household",
-                       workflow_id=inp.workflow_id)
+                       workflow_id=inp.workflow_id, fields="household, address, residence period")
             if current is not None:
                 current.valid_to, current.ended_by = change.moved_on, "move"
             session.add(ResidencePeriod(person_id=person.id, household_id=change.household_id,
@@ -91,7 +91,7 @@ class RegistryMoveAgencies:
             if (forecast.province_code, forecast.ward_code) == (address.province_code, address.ward_code):
                 return ChangeStep(done=True, detail="forecast already in the new ward")
             log_access(session, citizen=inp.person_id, agency=EDUCATION, purpose="school-entry forecast: new ward",
-                       workflow_id=inp.workflow_id)
+                       workflow_id=inp.workflow_id, fields="address (province, ward)")
             forecast.province_code, forecast.ward_code = address.province_code, address.ward_code
             return ChangeStep(done=True, detail=f"forecast moved to province {address.province_code}")
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,13 @@ class Settings(BaseSettings):
     temporal_ui_port: int = Field(default=8233, alias="TEMPORAL_UI_PORT")
     temporal_address_override: str | None = Field(default=None, alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    temporal_tls: bool = Field(default=False, alias="TEMPORAL_TLS")
+    """Connect to Temporal over TLS (implied by an API key or a client certificate)."""
+    temporal_tls_ca_file: Path | None = Field(default=None, alias="TEMPORAL_TLS_CA_FILE")
+    temporal_tls_cert_file: Path | None = Field(default=None, alias="TEMPORAL_TLS_CERT_FILE")
+    temporal_tls_key_file: Path | None = Field(default=None, alias="TEMPORAL_TLS_KEY_FILE")
+    temporal_tls_server_name: str | None = Field(default=None, alias="TEMPORAL_TLS_SERVER_NAME")
+    temporal_api_key: SecretStr | None = Field(default=None, alias="TEMPORAL_API_KEY")
     task_queue: str = Field(default="life-events", alias="TEMPORAL_TASK_QUEUE")
 
     nats_port: int = Field(default=4222, alias="NATS_PORT")
@@ -68,6 +76,10 @@ class Settings(BaseSettings):
 
     postgres_port: int = Field(default=5433, alias="POSTGRES_PORT")
     database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
+    database_ssl: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
+        default=None, alias="DATABASE_SSL")
+    """TLS to PostgreSQL (asyncpg's modes); the CA for `verify-*` comes from `PGSSLROOTCERT`. Unset: as the URL
+    says (an `?ssl=` in `DATABASE_URL`), else none."""
 
     @property
     def embedded_temporal(self) -> bool:
@@ -94,7 +106,12 @@ class Settings(BaseSettings):
         url = self.database_url_override or f"postgresql://postgres@127.0.0.1:{self.postgres_port}/lifeevents"
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+asyncpg://" + url.split("://", 1)[1]
-        return url
+        return with_ssl_mode(url, self.database_ssl)
+
+    @property
+    def temporal_uses_tls(self) -> bool:
+        return bool(self.temporal_tls or self.temporal_api_key or self.temporal_tls_cert_file
+                    or self.temporal_tls_ca_file)
 
     @property
     def traces_path(self) -> Path:
@@ -103,6 +120,15 @@ class Settings(BaseSettings):
     @property
     def temporal_ui_url(self) -> str:
         return f"http://localhost:{self.temporal_ui_port}"
+
+
+def with_ssl_mode(url: str, mode: str | None) -> str:
+    """`url` with asyncpg's `ssl` query parameter set to `mode` (left as it is when `mode` is None)."""
+    if mode is None:
+        return url
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("ssl", "sslmode")] + [("ssl", mode)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from infra.settings import Settings
 
@@ -320,13 +321,29 @@ class EmbeddedStack:
         self._pidfile(name).unlink(missing_ok=True)
 
     def status(self) -> dict[str, str]:
+        """Each server's state; one given by URL in the settings is `external` (this stack neither starts nor
+        watches it), with its address (no credentials)."""
+        s = self.settings
         pgdata = self.data_dir / "postgres"
+
+        def running(flag: bool) -> str:
+            return "running" if flag else "stopped"
+
         return {
-            "temporal": "running" if self._running_pid("temporal") else "stopped",
-            "nats": "running" if self._running_pid("nats") else "stopped",
-            "postgres": "running" if pgdata.exists() and self._pg_running(pgdata) else "stopped",
-            "worker": "running" if self._running_pid("worker") else "stopped",
+            "temporal": running(bool(self._running_pid("temporal"))) if s.embedded_temporal
+            else f"external {s.temporal_address}",
+            "nats": running(bool(self._running_pid("nats"))) if s.embedded_nats
+            else f"external {_without_credentials(s.nats_url)}",
+            "postgres": running(pgdata.exists() and self._pg_running(pgdata)) if s.embedded_postgres
+            else f"external {_without_credentials(s.database_url)}",
+            "worker": running(bool(self._running_pid("worker"))),
         }
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
 
 def main(argv: list[str]) -> int:

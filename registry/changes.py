@@ -56,7 +56,7 @@ class RegistryMoveRecords:
             if person is None:
                 return None
             session.add(DataAccess(citizen_person_id=person.id, agency=AGENCY, purpose="check a registered move",
-                                   workflow_id=None))
+                                   workflow_id=None, fields="ID number, household, residence period"))
             household_id = await session.scalar(
                 select(Household.id).where(Household.household_number == payload.household_number))
             current = await session.scalar(
@@ -114,7 +114,7 @@ class RegistryCorrectionRecords:
                 return RegisteredChild(registration_id=reg.id, registered_on=registered_on, person_id=None,
                                        current={})
             session.add(DataAccess(citizen_person_id=child.id, agency=AGENCY, purpose="check a birth correction",
-                                   workflow_id=None))
+                                   workflow_id=None, fields="full name, date of birth, sex"))
             return RegisteredChild(registration_id=reg.id, registered_on=registered_on, person_id=child.id,
                                    current={"full_name": child.full_name, "date_of_birth": child.date_of_birth,
                                             "sex": child.sex})

@@ -32,7 +32,7 @@ class RegistryDeathRecords:
             if person is None:
                 return None
             session.add(DataAccess(citizen_person_id=person.id, agency=AGENCY, purpose="match a registered death",
-                                   workflow_id=None))
+                                   workflow_id=None, fields="ID number, full name, date of birth, date of death"))
             return DeceasedCitizen(person_id=person.id, date_of_birth=person.date_of_birth,
                                    name_matches=same_name(person.full_name, payload.deceased.full_name),
                                    recorded_death=person.date_of_death)

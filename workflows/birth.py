@@ -57,6 +57,28 @@ never undoes the birth registration)."""
 STEP_TIMEOUT = timedelta(seconds=60)
 LIFECYCLE_PATCH = "start-citizen-lifecycle"
 """Histories recorded before the hand-over to CitizenLifecycleWorkflow existed replay without it."""
+STAGE_PROGRESS_PATCH = "stage-search-attribute"
+"""Histories recorded before `Stage` followed the registration's progress replay without those upserts."""
+
+STEP_SUMMARIES: dict[str, str] = {
+    "record_birth": "civil status: record the registered birth",
+    "assign_personal_id": "identity: assign the child's personal ID number",
+    "register_residence": "residence: register the child in the parents' household",
+    "issue_child_health_card": "health insurance: card for a child under 6",
+    "plan_vaccinations": "health: plan the childhood vaccinations",
+    "add_to_school_forecast": "education: count the child into the grade-1 forecast",
+    "start_citizen_lifecycle": "lifecycle: start the reminders of the years ahead",
+}
+"""What each step is, as the Temporal UI shows it on the step's bar (no personal data)."""
+
+NOTICE_SUMMARIES: dict[Stage, str] = {
+    Stage.BIRTH_RECORDED: "birth recorded",
+    Stage.PERSONAL_ID_ASSIGNED: "personal ID number assigned",
+    Stage.RESIDENCE_REGISTERED: "residence registered",
+    Stage.HEALTH_INSURANCE_ISSUED: "health-insurance card for a child under 6",
+    Stage.VACCINATION_PLANNED: "vaccination plan",
+    Stage.SCHOOL_FORECAST_ADDED: "counted into school planning",
+}
 
 
 class SupplyHousehold(BaseModel):
@@ -73,6 +95,8 @@ class BirthRegistrationWorkflow:
         """What waits for a person: `residence` or a failed step's key -> machine-readable reason."""
         self._retry_round = 0
         self._supplying = False
+        self._stage_shown: str | None = None
+        """The value of the `Stage` search attribute as last upserted."""
 
     @workflow.run
     async def run(self, case: BirthCase) -> BirthOutcome:
@@ -102,6 +126,7 @@ class BirthRegistrationWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         if workflow.patched(LIFECYCLE_PATCH):
             await self._hand_over_to_lifecycle(ref)
+        self._stage_shown = "completed"
         workflow.upsert_search_attributes([STAGE.value_set("completed")])
         return BirthOutcome(registration_number=case.registration_number, child_person_id=child,
                             stages=list(self._stages.values()))
@@ -147,16 +172,16 @@ class BirthRegistrationWorkflow:
 
     async def _notify(self, ref: ChildRef, stage: Stage) -> NoticeOutcome:
         return await self._call("notify_family", NoticeInput(**ref.model_dump(), stage=stage), NoticeOutcome,
-                                stage=stage)
+                                stage=stage, summary=f"notice to the family: {NOTICE_SUMMARIES[stage]}")
 
     async def _call(self, activity_name: str, arg: BaseModel, result_type: type[T], *, stage: Stage | None = None,
-                    wait_on_failure: bool = True) -> T:
+                    wait_on_failure: bool = True, summary: str | None = None) -> T:
         """Run an agency step; when its retries are spent, wait for an operator instead of failing."""
         while True:
             try:
                 result: Any = await workflow.execute_activity(
                     activity_name, arg, result_type=result_type, start_to_close_timeout=STEP_TIMEOUT,
-                    retry_policy=AGENCY_RETRY)
+                    retry_policy=AGENCY_RETRY, summary=summary or STEP_SUMMARIES.get(activity_name))
                 return result  # type: ignore[no-any-return]
             except ActivityError as err:
                 if not wait_on_failure:
@@ -177,6 +202,21 @@ class BirthRegistrationWorkflow:
 
     def _set(self, stage: Stage, state: str, detail: str | None = None) -> None:
         self._stages[stage] = StageState(stage=stage, state=state, at=workflow.now().isoformat(), detail=detail)
+        self._show_stage()
+
+    def _show_stage(self) -> None:
+        """Keep the `Stage` search attribute on the stage the registration is at, so operators can search for
+        births by stage while they are in flight. Of stages running side by side, one waiting for a person wins,
+        else the earliest in the registration's order; upserted only when that changes."""
+        open_stages = [s for s in BIRTH_STAGES if self._stages[s].state in ("running", "needs_attention")]
+        waiting = [s for s in open_stages if self._stages[s].state == "needs_attention"]
+        shown = waiting or open_stages
+        if not shown or shown[0].value == self._stage_shown:
+            return
+        if not workflow.patched(STAGE_PROGRESS_PATCH):
+            return
+        self._stage_shown = shown[0].value
+        workflow.upsert_search_attributes([STAGE.value_set(shown[0].value)])
 
     async def _wait_for_retry_after(self, round_seen: int) -> None:
         await workflow.wait_condition(lambda: self._retry_round > round_seen)

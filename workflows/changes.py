@@ -53,7 +53,8 @@ class _ChangeWorkflow:
         self._steps[name] = "running"
         workflow.upsert_search_attributes([STAGE.value_set(name)])
         result: T = await workflow.execute_activity(name, arg, result_type=result_type,
-                                                    start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY)
+                                                    start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+                                                    summary=name.replace("_", " "))
         detail: Any = getattr(result, "detail", None)
         self._steps[name] = detail or "done"
         return result

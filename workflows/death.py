@@ -51,7 +51,8 @@ class DeathRegistrationWorkflow:
         self._steps[name] = "running"
         workflow.upsert_search_attributes([STAGE.value_set(name)])
         done: DeathStepDone = await workflow.execute_activity(
-            name, step, result_type=DeathStepDone, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY)
+            name, step, result_type=DeathStepDone, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+            summary=f"death: {name.replace('_', ' ')}")
         self._steps[name] = done.detail or "done"
         return done
 

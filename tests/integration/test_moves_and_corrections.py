@@ -23,6 +23,7 @@ from infra.settings import Settings
 from registry.models import (
     Address,
     BirthCorrection,
+    DataAccess,
     HealthInsuranceCard,
     HealthStationTask,
     Household,
@@ -192,6 +193,11 @@ async def test_a_name_correction_changes_the_person_once_and_nothing_else(settin
     assert row.after == {"full_name": "Trần Thị Ngọc Ánh"}
     sent = await notices(service, child.id, "birth_corrected")
     assert len(sent) == 1 and "Trần Thị Ngọc Ánh" in sent[0].subject and child.full_name not in sent[0].body
+    async with service.registry.unit_of_work() as session:  # every read of this child names what it read
+        reads = (await session.execute(select(DataAccess.agency, DataAccess.purpose, DataAccess.fields).where(
+            DataAccess.citizen_person_id == child.id))).all()
+    assert {"check a birth correction", "correct the birth record"} <= {r.purpose for r in reads}
+    assert all(r.fields and r.fields != "person-record" for r in reads), reads
 
 
 async def test_a_date_correction_replans_vaccinations_card_and_school(settings: Settings, service: Any) -> None:
