@@ -32,6 +32,7 @@ from cli.setup import cmd_migrate, cmd_seed_population
 from infra.process import exit_now
 from infra.redaction import install_redaction
 from infra.settings import Settings
+from infra.telemetry import configure_tracing
 
 
 # ---- demo --------------------------------------------------------------------------------------------------
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     install_redaction()
     args = build_parser().parse_args(argv)
     settings = Settings()
+    tracing = configure_tracing(settings, "lifeevents-cli")
     try:
         return asyncio.run(COMMANDS[args.command](settings, args))
     except CliError as exc:
@@ -109,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: cannot reach a server ({name}: {exc}); is the stack running?", file=sys.stderr)
             return EXIT_ERROR
         raise
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # the publish spans are exported before the process ends
 
 
 if __name__ == "__main__":

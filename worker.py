@@ -22,6 +22,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 from temporalio.worker import Worker
 
@@ -48,12 +49,15 @@ from events.residence_changed import ResidenceChangedHandler
 from events.streams import ensure_streams
 from events.vaccination_administered import VaccinationHandler
 from infra.codec import data_converter
+from infra.health import OperatorEndpoint, database_check, nats_check, temporal_check
+from infra.metrics import temporal_metrics
 from infra.nats_identities import ADMIN, BRIDGE, NOTIFIER, connect_options
 from infra.process import exit_now
 from infra.redaction import install_redaction
 from infra.schedules import ensure_school_plan_schedule
 from infra.search_attributes import SearchAttributeError, ensure_registered
 from infra.settings import PROJECT_ROOT, Settings
+from infra.telemetry import configure_tracing, instrument_engine
 from registry.changes import RegistryCorrectionRecords, RegistryMoveRecords
 from registry.db import Registry, make_engine
 from registry.deaths import RegistryDeathRecords
@@ -73,12 +77,13 @@ WORKFLOWS = [BirthRegistrationWorkflow, CitizenLifecycleWorkflow, DeathRegistrat
              BirthCorrectionWorkflow, SchoolCapacityPlanWorkflow]
 
 
-async def connect_temporal(settings: Settings) -> Client:
+async def connect_temporal(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """`runtime`: `infra.metrics.temporal_metrics().runtime` to record the SDK's metrics (default: none)."""
     return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                 data_converter=data_converter(settings), interceptors=[TracingInterceptor()],
                                 tls=temporal_tls(settings),
                                 api_key=settings.temporal_api_key.get_secret_value()
-                                if settings.temporal_api_key else None)
+                                if settings.temporal_api_key else None, runtime=runtime)
 
 
 def temporal_tls(settings: Settings) -> TLSConfig | bool:
@@ -195,16 +200,36 @@ class Service:
             BirthCorrectedHandler(RegistryCorrectionRecords(self.registry), TemporalChanges(self.client, queue)),
         ], self.settings)
 
+    @contextlib.asynccontextmanager
+    async def operator_endpoint(self, port: int, host: str = "127.0.0.1") -> AsyncIterator[int]:
+        """/metrics, /healthz, /readyz (NATS, Temporal, database) while the block runs; yields the bound port."""
+        sdk = temporal_metrics().collector
+        endpoint = OperatorEndpoint({"nats": nats_check(self.nc), "temporal": temporal_check(self.client),
+                                     "database": database_check(self.registry.engine)})
+
+        async def drain_sdk_metrics() -> None:
+            while True:  # the SDK's buffer is bounded: fold it in between scrapes too
+                await asyncio.sleep(5)
+                sdk.absorb()
+
+        drain = asyncio.create_task(drain_sdk_metrics())
+        try:
+            async with endpoint.serving(host, port) as bound:
+                yield bound
+        finally:
+            drain.cancel()
+
 
 @contextlib.asynccontextmanager
-async def service(settings: Settings) -> AsyncIterator[Service]:
+async def service(settings: Settings, *, runtime: Runtime | None = None) -> AsyncIterator[Service]:
     registry = Registry(make_engine(settings.database_url))
+    instrument_engine(registry.engine)
     await provision_streams(settings)
     nc = await connect_nats(settings, NOTIFIER)
     bridge_nc = await connect_nats(settings, BRIDGE)
     js = nc.jetstream()
     try:
-        client = await connect_temporal(settings)
+        client = await connect_temporal(settings, runtime)
         await ensure_registered(client, settings.temporal_namespace)
         if await ensure_school_plan_schedule(client, settings):
             log.info("created the Temporal Schedule school-capacity-plan (%s)", settings.school_plan_cron)
@@ -220,7 +245,13 @@ async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with service(settings) as svc:
+    port = settings.metrics_port if with_worker else settings.bridge_metrics_port
+    tracing = configure_tracing(settings, "lifeevents-bridge" if not with_worker else "lifeevents-worker")
+    runtime = temporal_metrics().runtime if port is not None else None
+    async with contextlib.AsyncExitStack() as stack:
+        svc = await stack.enter_async_context(service(settings, runtime=runtime))
+        if port is not None:
+            await stack.enter_async_context(svc.operator_endpoint(port, settings.metrics_host))
         tasks = []
         if with_worker:
             worker = svc.worker()
@@ -233,6 +264,8 @@ async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool
         if with_worker:
             await worker.shutdown()
         await asyncio.gather(*tasks, return_exceptions=True)
+    if tracing is not None:
+        tracing.shutdown()  # flushes the last spans
     log.info("stopped")
 
 

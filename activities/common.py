@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import typing
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 import rules
+from infra.metrics import LEDGER_WRITES, STEP_DURATION
 from registry.models import BirthRegistration, DataAccess, Person
 
 T = TypeVar("T")
@@ -43,6 +45,7 @@ async def registered_on(session: AsyncSession, person_id: uuid.UUID) -> date:
 
 """`fields` of a read whose call site does not name the fields it reads: the person record as a whole."""
 _PENDING_ACCESS = "lifeevents.pending_data_access"
+_WRITTEN_ACCESS = "lifeevents.written_data_access"
 
 
 def log_access(session: AsyncSession, *, citizen: uuid.UUID | None, agency: str, purpose: str,
@@ -64,15 +67,25 @@ def _write_access_ledger(session: Session) -> None:
     if not pending:
         return
     connection = session.connection()
+    written: list[str] = session.info.setdefault(_WRITTEN_ACCESS, [])
     for row in pending:  # one statement per entry: each takes its place in the chain
-        connection.execute(pg_insert(DataAccess).values(**row).on_conflict_do_nothing(
+        result = connection.execute(pg_insert(DataAccess).values(**row).on_conflict_do_nothing(
             index_elements=["workflow_id", "agency", "purpose", "citizen_person_id"],
             index_where=DataAccess.workflow_id.is_not(None)))
+        if result.rowcount:
+            written.append(row["agency"])
+
+
+@event.listens_for(Session, "after_commit")
+def _count_access_ledger(session: Session) -> None:
+    for agency in session.info.pop(_WRITTEN_ACCESS, ()):
+        LEDGER_WRITES.labels(agency).inc()
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_access_ledger(session: Session) -> None:
     session.info.pop(_PENDING_ACCESS, None)
+    session.info.pop(_WRITTEN_ACCESS, None)
 
 
 async def run_step(agency: str, step: Awaitable[T]) -> T:
@@ -102,7 +115,13 @@ def agency_activity(name: str, agency: str, step: Callable[[Any], Awaitable[Any]
     (param, arg_type), = ((k, v) for k, v in hints.items() if k != "return")
 
     async def run(inp: Any) -> Any:
-        return await run_step(agency, step(inp))
+        started, outcome = time.perf_counter(), "failed"
+        try:
+            result = await run_step(agency, step(inp))
+            outcome = "done"
+            return result
+        finally:
+            STEP_DURATION.labels(name, outcome).observe(time.perf_counter() - started)
 
     run.__name__ = run.__qualname__ = name
     run.__annotations__ = {"inp": arg_type, "return": hints["return"]}

@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import rules
 from activities.common import log_access, registered_on, require_child
+from infra.metrics import NOTICES
 from infra.settings import PROJECT_ROOT
+from infra.telemetry import current_trace_headers, tracer
 from registry.db import Registry
 from registry.models import (
     Address,
@@ -66,8 +69,10 @@ class NatsNoticeGateway:
             "recipient": str(notice.recipient_person_id) if notice.recipient_person_id else None,
             "stage": notice.stage, "language": notice.language,
         }).encode()
-        await self.js.publish(f"{self.subject_prefix}.{notice.citizen_person_id}", body,
-                              headers={"Nats-Msg-Id": notice.dedupe_key})
+        with tracer().start_as_current_span(f"publish {self.subject_prefix}", kind=SpanKind.PRODUCER,
+                                            attributes={"messaging.system": "nats", "lifeevents.stage": notice.stage}):
+            await self.js.publish(f"{self.subject_prefix}.{notice.citizen_person_id}", body,
+                                  headers={"Nats-Msg-Id": notice.dedupe_key, **current_trace_headers()})
 
 
 class NoticeRenderer:
@@ -143,6 +148,7 @@ class RegistryNotificationAgency:
                 citizen = await require_child(session, citizen_id)
             if citizen.status == "deceased" and kind not in AFTER_DEATH:
                 log.info("notice %s not sent: the citizen's death is recorded", kind)
+                NOTICES.labels("withheld").inc()
                 return NoticeOutcome(notification_id=None, newly_created=False)
             notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))
             newly = notice is None
@@ -174,6 +180,7 @@ class RegistryNotificationAgency:
             async with self.registry.unit_of_work() as session:
                 await session.execute(update(Notification).where(Notification.id == notice.id)
                                       .values(published_at=datetime.now(UTC)))
+        NOTICES.labels("sent" if newly else "resent").inc()
         return NoticeOutcome(notification_id=notice.id, newly_created=newly)
 
 

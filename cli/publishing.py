@@ -11,12 +11,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from tqdm import tqdm
 
 from cli.common import EXIT_OK, CliError, print_json, registry_for
 from events.models import encode_event, make_birth_event
 from events.reasons import _echo
 from infra.settings import Settings
+from infra.telemetry import TRACE_ATTRIBUTES, context_from, current_trace_headers, tracer, with_trace_context
 
 
 # ---- publishing --------------------------------------------------------------------------------------------
@@ -45,6 +47,22 @@ def _subject_and_id(raw_event: Any, raw: bytes, office: str | None = None) -> tu
             if isinstance(raw_event.get("source"), str) and raw_event["source"]:
                 msg_id = nats_msg_id(raw_event["source"], event_id)
     return subject_for(event_type, province), event_id, msg_id
+
+
+def with_trace_attributes(raw: bytes, event: dict[str, Any]) -> bytes:
+    """The event's bytes with the current trace context as its first attributes.
+
+    The producer's bytes are kept as written (the dead-letter stream shows them as they were sent); only an event
+    that brought its own trace context is re-encoded, with that context replaced."""
+    headers = current_trace_headers()
+    if not headers:
+        return raw
+    if any(name in event for name in TRACE_ATTRIBUTES):
+        with_trace_context(event)
+        return json.dumps(event, ensure_ascii=False).encode()
+    members = ", ".join(f"{json.dumps(name)}: {json.dumps(value)}" for name, value in headers.items())
+    opening = raw.index(b"{") + 1
+    return raw[:opening] + members.encode() + (b", " if event else b"") + raw[opening:]
 
 
 def publisher_identity(subject: str) -> str:
@@ -101,7 +119,12 @@ async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool
                       office: str | None = None) -> list[dict[str, Any]]:
     """Publish as the civil-status offices or health stations would: each event with the credentials of the
     producer of its province (a producer can publish only on its own province's subjects), subject by type and
-    province, `Nats-Msg-Id` from the CloudEvent source + id (:func:`nats_msg_id`)."""
+    province, `Nats-Msg-Id` from the CloudEvent source + id (:func:`nats_msg_id`).
+
+    Each event is published inside a PRODUCER span `publish <type>`, the root of that event's trace (or a child of
+    the `traceparent` the event already carries), whose context is written into the event as the CloudEvents
+    distributed-tracing extension (`traceparent`, `tracestate`: :func:`with_trace_attributes`). Bytes that are not
+    a JSON object go out as they are."""
     from nats.errors import TimeoutError as NatsTimeoutError
 
     from events.streams import stream_for
@@ -120,12 +143,19 @@ async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool
             if not checked:  # every connection goes to the same server: one max_payload
                 refuse_oversized(events, publishers.max_payload)
                 checked = True
-            try:
-                ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": msg_id},
-                                       stream=stream_for(settings, subject))
-            except (TimeoutError, NatsTimeoutError) as exc:
-                why = publishers.refusals[-1] if publishers.refusals else "no acknowledgement from the stream"
-                raise CliError(f"event {event_id}: not published on {subject}: {why}") from exc
+            event_type = parsed.get("type") if isinstance(parsed, dict) else None
+            with tracer().start_as_current_span(
+                    f"publish {event_type if isinstance(event_type, str) else 'event'}", kind=SpanKind.PRODUCER,
+                    context=context_from(parsed) if isinstance(parsed, dict) else None,
+                    attributes={"messaging.system": "nats", "messaging.destination.name": subject}):
+                if isinstance(parsed, dict):
+                    raw = with_trace_attributes(raw, parsed)
+                try:
+                    ack = await js.publish(subject, raw, headers={"Nats-Msg-Id": msg_id},
+                                           stream=stream_for(settings, subject))
+                except (TimeoutError, NatsTimeoutError) as exc:
+                    why = publishers.refusals[-1] if publishers.refusals else "no acknowledgement from the stream"
+                    raise CliError(f"event {event_id}: not published on {subject}: {why}") from exc
             results.append({"event_id": event_id, "subject": subject, "stream_sequence": ack.seq,
                             "duplicate": bool(ack.duplicate)})
     finally:

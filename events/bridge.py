@@ -12,6 +12,7 @@ nothing is lost. At most `concurrency` messages are in flight across both stream
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,11 +22,14 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from events.content_modes import ATTRIBUTE_HEADER_PREFIX, message_document
 from events.envelope import CloudEvent, InvalidEvent, _echo, _reason, envelope_reasons
 from events.streams import CIVIL_SUBJECTS, DLQ_PREFIX, HEALTH_SUBJECTS
+from infra import metrics
 from infra.settings import Settings
+from infra.telemetry import context_from, tracer
 from rules.producers import producer_source, source_province
 
 log = logging.getLogger("lifeevents.bridge")
@@ -146,16 +150,31 @@ class EventBridge:
         self._slots.release()
 
     async def handle(self, msg: Msg) -> None:
+        """One event in a CONSUMER span that continues the publisher's trace (the event's `traceparent`), so the
+        workflow started or signalled inside it belongs to the same trace."""
+        document = _structured_attributes(msg.data)
+        event_type = metrics.event_type_label(document.get("type"), self.handlers)
+        metrics.EVENTS_RECEIVED.labels(event_type).inc()
+        with tracer().start_as_current_span(
+                f"process {event_type}", context=context_from(document, msg.headers), kind=SpanKind.CONSUMER,
+                attributes={"messaging.system": "nats", "messaging.destination.name": msg.subject,
+                            "cloudevents.event_type": event_type}) as span:
+            outcome = await self._handle(msg)
+            span.set_attribute("lifeevents.outcome", outcome)
+            if outcome == "dead-lettered":
+                span.set_status(Status(StatusCode.ERROR, "dead-lettered"))
+        {"processed": metrics.EVENTS_PROCESSED, "dead-lettered": metrics.EVENTS_DEAD_LETTERED,
+         "retried": metrics.EVENTS_RETRIED}[outcome].labels(event_type).inc()
+
+    async def _handle(self, msg: Msg) -> str:
         try:
             handler, event, payload = self.validate(msg)
         except InvalidEvent as invalid:
-            await self._dead_letter(msg, invalid)
-            return
+            return await self._dead_letter(msg, invalid)
         try:
             await handler.handle(event, payload, msg.subject)
         except InvalidEvent as invalid:  # e.g. the registry has no such citizen
-            await self._dead_letter(msg, invalid)
-            return
+            return await self._dead_letter(msg, invalid)
         except Exception as exc:
             deliveries = msg.metadata.num_delivered or 1
             delay = backoff_seconds(deliveries, self.settings.bridge_max_backoff_seconds)
@@ -163,9 +182,10 @@ class EventBridge:
                         event.id, type(exc).__name__, str(exc)[:200], delay, deliveries)
             self.retried += 1
             await msg.nak(delay=delay)
-            return
+            return "retried"
         await msg.ack()
         self.processed += 1
+        return "processed"
 
     def validate(self, msg: Msg) -> tuple[EventHandler, CloudEvent, Any]:
         """The event's handler, envelope and typed payload; InvalidEvent with every reason otherwise."""
@@ -199,7 +219,7 @@ class EventBridge:
             raise InvalidEvent(reasons)
         return handler, event, payload
 
-    async def _dead_letter(self, msg: Msg, invalid: InvalidEvent) -> None:
+    async def _dead_letter(self, msg: Msg, invalid: InvalidEvent) -> str:
         meta = msg.metadata
         seq = meta.sequence.stream if meta and meta.sequence else 0
         stream = meta.stream if meta and meta.stream else "unknown"
@@ -216,7 +236,19 @@ class EventBridge:
         except Exception as exc:
             log.warning("dead-letter publish failed (%s); event kept for redelivery", type(exc).__name__)
             await msg.nak(delay=backoff_seconds(meta.num_delivered or 1, self.settings.bridge_max_backoff_seconds))
-            return
+            self.retried += 1
+            return "retried"
         log.warning("dead-lettered %s seq %d on %s: %s", stream, seq, msg.subject, invalid)
         await msg.term()
         self.dead_lettered += 1
+        return "dead-lettered"
+
+
+def _structured_attributes(data: bytes) -> dict[str, Any]:
+    """The top-level attributes of a structured-mode JSON CloudEvent, for the trace context and the metrics
+    label before validation; empty when the bytes are not a JSON object (validation says why)."""
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}

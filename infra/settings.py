@@ -65,6 +65,18 @@ class Settings(BaseSettings):
     codec_server_token: str | None = Field(default=None, alias="CODEC_SERVER_TOKEN")
     codec_cors_origin: str = Field(default="http://localhost:8233", alias="CODEC_CORS_ORIGIN")
 
+    tracing: Literal["off", "otlp", "console", "file"] = Field(default="off", alias="TRACING")
+    """Where spans go: an OTLP/HTTP collector, stdout, a JSON-lines file, or nowhere (context still propagates)."""
+    otlp_endpoint: str = Field(default="http://127.0.0.1:4318/v1/traces", alias="OTLP_ENDPOINT")
+    traces_file: Path | None = Field(default=None, alias="TRACES_FILE")
+    """For TRACING=file; default `<data dir>/traces.jsonl`."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, alias="METRICS_PORT")
+    """/metrics, /healthz and /readyz of the worker (and of the bridge when both run in one process); unset: off."""
+    bridge_metrics_port: int | None = Field(default=None, ge=0, le=65535, alias="BRIDGE_METRICS_PORT")
+    """The same endpoints for a bridge run alone (`worker.py --bridge-only`), so the two processes never share a
+    port; unset: off."""
+    metrics_host: str = Field(default="127.0.0.1", alias="METRICS_HOST")
+
     postgres_port: int = Field(default=5433, alias="POSTGRES_PORT")
     database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
     database_ssl: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
@@ -107,6 +119,10 @@ class Settings(BaseSettings):
     def temporal_uses_tls(self) -> bool:
         return bool(self.temporal_tls or self.temporal_api_key or self.temporal_tls_cert_file
                     or self.temporal_tls_ca_file)
+
+    @property
+    def traces_path(self) -> Path:
+        return self.traces_file or self.data_dir / "traces.jsonl"
 
     @property
     def temporal_ui_url(self) -> str:

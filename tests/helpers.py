@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +35,14 @@ async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], boo
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}; last value: {value!r}")
         await asyncio.sleep(every)
+
+
+_PUBLISHER_TRACE_CONTEXT = re.compile(rb'^(\s*\{)"traceparent": "[^"]*"(?:, "tracestate": "[^"]*")?(?:, )?')
+
+
+def as_sent_by_producer(published: bytes) -> bytes:
+    """An event's bytes as its producer wrote them: without the trace context `publish_raw` puts in front."""
+    return _PUBLISHER_TRACE_CONTEXT.sub(rb"\1", published, count=1)
 
 
 def payload_texts(node: Any, codec: EncryptionCodec | None = None) -> list[str]:

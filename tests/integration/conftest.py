@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from infra.metrics import temporal_metrics
 from infra.settings import Settings
 from infra.stack import EmbeddedStack, free_port
 from registry.migrate import upgrade_async
@@ -39,13 +43,46 @@ def stack(settings: Settings) -> Iterator[EmbeddedStack]:
         stack.stop()
 
 
+class RecordingSpans(SpanProcessor):
+    """Hands finished spans to an in-memory exporter, only while a test records (the whole session's spans
+    would otherwise pile up in memory)."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.active = False
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.active:
+            self.exporter.export([span])
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[InMemorySpanExporter]:
+        self.exporter.clear()
+        self.active = True
+        try:
+            yield self.exporter
+        finally:
+            self.active = False
+
+
 @pytest.fixture(scope="session")
-async def service(settings: Settings, stack: EmbeddedStack) -> AsyncIterator[object]:
-    """Migrated and seeded registry, with the real worker and bridge running for the whole session."""
+def span_recorder() -> RecordingSpans:
+    """The process's TracerProvider (installed once, before the service starts), recording on demand."""
+    recorder = RecordingSpans()
+    provider = TracerProvider()
+    provider.add_span_processor(recorder)
+    trace.set_tracer_provider(provider)
+    return recorder
+
+
+@pytest.fixture(scope="session")
+async def service(settings: Settings, stack: EmbeddedStack, span_recorder: RecordingSpans) -> AsyncIterator[object]:
+    """Migrated and seeded registry, with the real worker and bridge running for the whole session (its Temporal
+    client records the SDK's metrics; spans go to `span_recorder`)."""
     import worker
 
     await upgrade_async(settings.database_url)
-    async with worker.service(settings) as svc:
+    async with worker.service(settings, runtime=temporal_metrics().runtime) as svc:
         await seed_population(svc.registry, POPULATION)
         stop = asyncio.Event()
         temporal_worker = svc.worker()

@@ -33,7 +33,7 @@ from registry.models import (
 from registry.seed import family, first_family_in, synthetic_birth
 from registry.views import count_notices
 from starter import publish_raw
-from tests.helpers import codec_of, eventually, history_plaintext
+from tests.helpers import as_sent_by_producer, codec_of, eventually, history_plaintext
 from workflows.birth import BirthRegistrationWorkflow, SupplyHousehold
 from workflows.client import birth_workflow_id
 from workflows.contracts import BIRTH_STAGES
@@ -185,7 +185,7 @@ async def test_invalid_event_is_dead_lettered_and_the_next_valid_one_goes_throug
         out = []
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
             msg = await js.get_msg(settings.dlq_stream, seq)
-            out.append((msg.data, (msg.headers or {}).get("Dead-Letter-Reason", "")))
+            out.append((as_sent_by_producer(msg.data), (msg.headers or {}).get("Dead-Letter-Reason", "")))
         return out
 
     entries = await eventually(dead_letters, lambda e: len(e) >= 2, within=30, what="two dead letters")

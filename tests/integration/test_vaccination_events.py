@@ -22,7 +22,7 @@ from infra.settings import Settings
 from registry.models import VaccinationReport
 from rules.producers import producer_identity
 from starter import publish_raw
-from tests.helpers import codec_of, eventually
+from tests.helpers import as_sent_by_producer, codec_of, eventually
 from tests.integration.test_birth_end_to_end import birth_event, child_of, wait_all_stages
 from workflows.lifecycle_client import citizen_workflow_id
 
@@ -39,7 +39,7 @@ def vaccination_event(id_number: str, *, province: str = "079", event_id: str | 
 
 
 async def dead_letters(service: Any, settings: Settings) -> dict[bytes, tuple[str, str]]:
-    """Original bytes → (original subject, reason) of every dead letter so far."""
+    """Original bytes (as the producer wrote them) → (original subject, reason) of every dead letter so far."""
     nc = await worker.connect_nats(settings, OPERATOR)
     js = nc.jetstream()
     try:
@@ -51,7 +51,8 @@ async def dead_letters(service: Any, settings: Settings) -> dict[bytes, tuple[st
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
             msg = await js.get_msg(settings.dlq_stream, seq)
             headers = msg.headers or {}
-            out[msg.data or b""] = (headers.get("Original-Subject", ""), headers.get("Dead-Letter-Reason", ""))
+            out[as_sent_by_producer(msg.data or b"")] = (headers.get("Original-Subject", ""),
+                                                         headers.get("Dead-Letter-Reason", ""))
         return out
     finally:
         await nc.drain()

@@ -37,8 +37,8 @@ class FakeMsg:
     subject: str
     data: bytes
     metadata: Metadata = field(default_factory=Metadata)
-    outcome: list[tuple[str, Any]] = field(default_factory=list)
     headers: dict[str, str] | None = None
+    outcome: list[tuple[str, Any]] = field(default_factory=list)
 
     async def ack(self) -> None:
         self.outcome.append(("ack", None))
