@@ -3,7 +3,12 @@ external."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
+import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +17,16 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
-from infra.search_attributes import SEARCH_ATTRIBUTE_TYPES, SearchAttributeError, ensure_registered
-from infra.settings import Settings
+from infra.search_attributes import LIFE_EVENT, SEARCH_ATTRIBUTE_TYPES, SearchAttributeError, ensure_registered
+from infra.settings import PROJECT_ROOT, Settings
+from infra.stack import EmbeddedStack, free_port
+from registry.seed import family
+from starter import publish_raw
 from tests.helpers import eventually
+from tests.integration.test_birth_end_to_end import birth_event, wait_all_stages
+from workflows.client import birth_workflow_id
 
 pytestmark = pytest.mark.integration
 
@@ -24,6 +35,15 @@ async def new_namespace(client: Client) -> str:
     name = f"fresh-{secrets.token_hex(4)}"
     await client.workflow_service.register_namespace(RegisterNamespaceRequest(
         namespace=name, workflow_execution_retention_period=Duration(seconds=24 * 3600)))
+
+    async def visible() -> bool:  # the server's namespace cache takes a moment to see a new namespace
+        try:
+            await custom_attributes(client, name)
+        except RPCError:
+            return False
+        return True
+
+    await eventually(visible, bool, within=30, what=f"namespace {name} known to the server")
     return name
 
 
@@ -67,3 +87,50 @@ async def _try_register(client: Client, namespace: str) -> list[str] | None:
         if "NOT_FOUND" in str(err):  # the server's namespace cache has not seen it yet
             return None
         raise
+
+
+async def test_the_service_runs_on_servers_it_did_not_start_given_only_by_url_and_credentials(
+        settings: Settings, service: Any, tmp_path: Path) -> None:
+    """`worker.py` as a separate process, told only where the servers are and where its NATS credentials are:
+    a fresh Temporal namespace (its search attributes unregistered), a NATS started by someone else, the
+    registry's database. The first birth published there completes every stage."""
+    namespace = await new_namespace(service.client)
+    nats_owner = Settings(LIFEEVENTS_DATA_DIR=tmp_path / "nats-owner", NATS_PORT=free_port(), NATS_URL=None,
+                          TEMPORAL_ADDRESS=settings.temporal_address, DATABASE_URL=settings.database_url)
+    elsewhere = EmbeddedStack(nats_owner, headless_ui=True)
+    await asyncio.to_thread(elsewhere.start)
+    env = {**os.environ, "LIFEEVENTS_DATA_DIR": str(tmp_path / "service"),
+           "TEMPORAL_ADDRESS": settings.temporal_address, "TEMPORAL_NAMESPACE": namespace,
+           "TEMPORAL_TASK_QUEUE": "life-events-external",
+           "NATS_URL": nats_owner.nats_url, "NATS_CREDENTIALS_DIR": str(nats_owner.nats_credentials_dir),
+           "DATABASE_URL": settings.database_url}
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(PROJECT_ROOT / "worker.py"), env=env,
+                                                cwd=PROJECT_ROOT, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    output: list[str] = []
+
+    async def read_until(marker: str) -> None:
+        assert proc.stdout is not None
+        while marker not in (line := (await proc.stdout.readline()).decode()):
+            if not line:
+                raise AssertionError(f"worker exited before '{marker}':\n{''.join(output)}")
+            output.append(line)
+
+    try:
+        await asyncio.wait_for(read_until("bridge consuming"), timeout=90)
+        assert set(SEARCH_ATTRIBUTE_TYPES) <= set(await custom_attributes(service.client, namespace))
+        reg, raw = birth_event(77)
+        await publish_raw(nats_owner, [raw], progress=False)
+        await wait_all_stages(service, [reg])
+        handle = service.client.get_workflow_handle(birth_workflow_id(family(77).province_code, reg))
+        with pytest.raises(RPCError):  # not in the session's namespace ...
+            await handle.describe()
+        elsewhere_client = await Client.connect(settings.temporal_address, namespace=namespace,
+                                                data_converter=service.client.data_converter)
+        desc = await elsewhere_client.get_workflow_handle(handle.id).describe()  # ... but in the fresh one
+        assert desc.typed_search_attributes.get(LIFE_EVENT) == "birth"
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), timeout=60)
+        await asyncio.to_thread(elsewhere.stop)

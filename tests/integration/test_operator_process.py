@@ -32,7 +32,8 @@ async def test_bridge_process_serves_metrics_readiness_and_traces(settings: Sett
     await asyncio.to_thread(own_nats.start)
     port, traces = free_port(), tmp_path / "traces.jsonl"
     env = {**os.environ, "TEMPORAL_ADDRESS": settings.temporal_address, "NATS_URL": own.nats_url,
-           "NATS_CREDENTIALS_DIR": str(own.nats_credentials_dir), "DATABASE_URL": settings.database_url, "TEMPORAL_TASK_QUEUE": "life-events-operator-test",
+           "NATS_CREDENTIALS_DIR": str(own.nats_credentials_dir),
+           "DATABASE_URL": settings.database_url, "TEMPORAL_TASK_QUEUE": "life-events-operator-test",
            "BRIDGE_METRICS_PORT": str(port), "TRACING": "file", "TRACES_FILE": str(traces)}
     proc = await asyncio.create_subprocess_exec(sys.executable, str(PROJECT_ROOT / "worker.py"), "--bridge-only",
                                                 env=env, cwd=PROJECT_ROOT, stdout=asyncio.subprocess.PIPE,
