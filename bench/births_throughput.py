@@ -41,7 +41,7 @@ async def main(count: int) -> None:
         stack.start()
         print(f"stack started in {time.perf_counter() - t0:.1f}s")
         try:
-            await upgrade_async(settings.database_url)
+            await upgrade_async(settings.database_owner_url, settings.database_app_role)
             async with worker.service(settings) as svc:
                 await seed_population(svc.registry, 500)
                 stop = asyncio.Event()

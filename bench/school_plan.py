@@ -104,7 +104,7 @@ async def main(children: int) -> None:
         stack.start_postgres()  # the plan needs only the registry
         registry = Registry(make_engine(settings.database_url, pool_size=2))
         try:
-            await upgrade_async(settings.database_url)
+            await upgrade_async(settings.database_owner_url, settings.database_app_role)
             t0 = time.perf_counter()
             count = await generate(registry, children, first)
             schools = await seed_schools(registry)

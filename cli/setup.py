@@ -14,7 +14,7 @@ from infra.settings import Settings
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from registry.migrate import upgrade_async
 
-    await upgrade_async(settings.database_url)
+    await upgrade_async(settings.database_owner_url, settings.database_app_role)
     print("database migrated to the latest revision")
     return EXIT_OK
 

@@ -24,7 +24,7 @@ def main() -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        upgrade(settings.database_url)
+        upgrade(settings.database_owner_url, settings.database_app_role)
         print(f"stack up — Temporal UI {settings.temporal_ui_url}; Ctrl-C stops", flush=True)
         import worker
 

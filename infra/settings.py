@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.pg_access import APP_ROLE, OWNER_ROLE, role_password
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -79,6 +81,9 @@ class Settings(BaseSettings):
 
     postgres_port: int = Field(default=5433, alias="POSTGRES_PORT")
     database_url_override: str | None = Field(default=None, alias="DATABASE_URL")
+    """The service's connection (its least-privileged role) to an external server."""
+    database_owner_url_override: str | None = Field(default=None, alias="DATABASE_OWNER_URL")
+    """The connection migrations use (the role owning the schema); unset with `DATABASE_URL`: that one."""
     database_ssl: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
         default=None, alias="DATABASE_SSL")
     """TLS to PostgreSQL (asyncpg's modes); the CA for `verify-*` comes from `PGSSLROOTCERT`. Unset: as the URL
@@ -110,7 +115,25 @@ class Settings(BaseSettings):
 
     @cached_property
     def database_url(self) -> str:
-        url = self.database_url_override or f"postgresql://postgres@127.0.0.1:{self.postgres_port}/lifeevents"
+        """The service's connection: the application role (embedded: `lifeevents_app`, password generated)."""
+        return self._asyncpg_url(self.database_url_override or self._embedded_database_url(APP_ROLE))
+
+    @cached_property
+    def database_owner_url(self) -> str:
+        """The migrations' connection: the role owning the schema (embedded: `lifeevents_owner`)."""
+        given = self.database_owner_url_override or self.database_url_override
+        return self._asyncpg_url(given or self._embedded_database_url(OWNER_ROLE))
+
+    @property
+    def database_app_role(self) -> str | None:
+        """The role the service connects as; migrations grant it what it needs on the tables."""
+        return urlsplit(self.database_url).username
+
+    def _embedded_database_url(self, role: str) -> str:
+        password = role_password(self.data_dir.resolve(), role)
+        return f"postgresql://{role}:{password}@127.0.0.1:{self.postgres_port}/lifeevents"
+
+    def _asyncpg_url(self, url: str) -> str:
         if url.startswith("postgresql://") or url.startswith("postgres://"):
             url = "postgresql+asyncpg://" + url.split("://", 1)[1]
         return with_ssl_mode(url, self.database_ssl)

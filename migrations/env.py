@@ -20,7 +20,13 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or Settings().database_url
+    return config.get_main_option("sqlalchemy.url") or Settings().database_owner_url
+
+
+if not config.get_main_option("app_role"):
+    _app_role = Settings().database_app_role
+    if _app_role:
+        config.set_main_option("app_role", _app_role)
 
 
 def _run(connection: Connection) -> None:

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry import trace
+from sqlalchemy.ext.asyncio import AsyncEngine
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from infra.metrics import temporal_metrics
 from infra.settings import Settings
 from infra.stack import EmbeddedStack, free_port
+from registry.db import make_engine
 from registry.migrate import upgrade_async
 from registry.seed import seed_population
 
@@ -24,8 +27,15 @@ POPULATION = 400
 
 
 @pytest.fixture(scope="session")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir: Path = tmp_path_factory.mktemp("lifeevents-stack")
+def data_dir() -> Iterator[Path]:
+    """Under /tmp, not pytest's 0700 base folder: run as root, PostgreSQL runs as a system user that must reach
+    the data folder, and the stack changes no folder's mode outside it."""
+    with tempfile.TemporaryDirectory(prefix="lifeevents-stack-", ignore_cleanup_errors=True) as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Settings:
     return Settings(
         LIFEEVENTS_DATA_DIR=data_dir, TEMPORAL_PORT=free_port(), TEMPORAL_UI_PORT=free_port(),
         NATS_PORT=free_port(), POSTGRES_PORT=free_port(), TEMPORAL_ADDRESS=None, NATS_URL=None, DATABASE_URL=None,
@@ -81,7 +91,7 @@ async def service(settings: Settings, stack: EmbeddedStack, span_recorder: Recor
     client records the SDK's metrics; spans go to `span_recorder`)."""
     import worker
 
-    await upgrade_async(settings.database_url)
+    await upgrade_async(settings.database_owner_url, settings.database_app_role)
     async with worker.service(settings, runtime=temporal_metrics().runtime) as svc:
         await seed_population(svc.registry, POPULATION)
         stop = asyncio.Event()
@@ -96,6 +106,16 @@ async def service(settings: Settings, stack: EmbeddedStack, span_recorder: Recor
             with contextlib.suppress(Exception):
                 await temporal_worker.shutdown()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def owner_engine(settings: Settings, service: object) -> AsyncIterator[AsyncEngine]:
+    """The schema owner's connection: what only the owner may do (tests that tamper with the ledger)."""
+    engine = make_engine(settings.database_owner_url, pool_size=1)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture(scope="session")

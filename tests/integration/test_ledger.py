@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from activities.health import RegistryHealthAgency
 from cli.ledger import cmd_verify_ledger, data_usage, entry_hash, verify_ledger
@@ -57,9 +57,10 @@ async def test_every_birth_step_leaves_one_entry_and_a_retry_none(settings: Sett
     assert [e.id for e in await _entries(service, workflow_id)] == [e.id for e in entries]
 
 
-async def _tamper(service: Any, change: Any) -> Any:
-    """Apply `change(session)` in a transaction, verify the chain inside it, roll back: the shared ledger stays."""
-    async with service.registry.engine.connect() as conn:
+async def _tamper(owner_engine: AsyncEngine, change: Any) -> Any:
+    """Apply `change(session)` as the schema owner (the service's role may not alter the ledger) in a
+    transaction, verify the chain inside it, roll back: the shared ledger stays."""
+    async with owner_engine.connect() as conn:
         await conn.begin()
         session = AsyncSession(bind=conn)
         try:
@@ -70,7 +71,8 @@ async def _tamper(service: Any, change: Any) -> Any:
             await conn.rollback()
 
 
-async def test_verify_names_the_altered_and_the_deleted_entry(settings: Settings, service: Any) -> None:
+async def test_verify_names_the_altered_and_the_deleted_entry(settings: Settings, service: Any,
+                                                               owner_engine: AsyncEngine) -> None:
     _, workflow_id = await _birth(settings, service, 98)
     target = (await _entries(service, workflow_id))[0]
     async with service.registry.unit_of_work() as session:
@@ -80,7 +82,7 @@ async def test_verify_names_the_altered_and_the_deleted_entry(settings: Settings
     async def alter(session: AsyncSession) -> None:
         await session.execute(update(DataAccess).where(DataAccess.id == target.id).values(purpose="nothing to see"))
 
-    altered = await _tamper(service, alter)
+    altered = await _tamper(owner_engine, alter)
     assert not altered.intact and (altered.broken_seq, altered.broken_id) == (target.seq, target.id)
     assert altered.reason and altered.reason.startswith("hash mismatch")
 
@@ -90,14 +92,14 @@ async def test_verify_names_the_altered_and_the_deleted_entry(settings: Settings
         await session.execute(update(DataAccess).where(DataAccess.id == target.id).values(
             purpose=forged.purpose, hash=entry_hash(target.prev_hash, forged)))
 
-    relinked = await _tamper(service, rehash)
+    relinked = await _tamper(owner_engine, rehash)
     assert not relinked.intact and relinked.broken_seq == target.seq + 1
     assert relinked.reason and relinked.reason.startswith("prev_hash mismatch")
 
     async def remove(session: AsyncSession) -> None:
         await session.execute(delete(DataAccess).where(DataAccess.id == target.id))
 
-    deleted = await _tamper(service, remove)
+    deleted = await _tamper(owner_engine, remove)
     assert not deleted.intact and deleted.broken_seq == target.seq + 1
     assert deleted.reason and deleted.reason.startswith("gap in seq")
 
@@ -106,18 +108,19 @@ async def test_verify_names_the_altered_and_the_deleted_entry(settings: Settings
 
 
 async def test_verify_ledger_command_exits_1_on_a_broken_chain(settings: Settings, service: Any,
+                                                             owner_engine: AsyncEngine,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     _, workflow_id = await _birth(settings, service, 99)
     target = (await _entries(service, workflow_id))[-1]
     args = argparse.Namespace(json=False)
     assert await cmd_verify_ledger(settings, args) == 0
     try:
-        async with service.registry.unit_of_work() as session:
+        async with AsyncSession(owner_engine) as session, session.begin():
             await session.execute(update(DataAccess).where(DataAccess.id == target.id).values(purpose="altered"))
         assert await cmd_verify_ledger(settings, args) == 1
         assert f"BROKEN at seq {target.seq} (id {target.id}): hash mismatch" in capsys.readouterr().out
     finally:
-        async with service.registry.unit_of_work() as session:
+        async with AsyncSession(owner_engine) as session, session.begin():
             await session.execute(update(DataAccess).where(DataAccess.id == target.id).values(purpose=target.purpose))
     assert await cmd_verify_ledger(settings, args) == 0
 
