@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from sqlalchemy.ext.asyncio import AsyncEngine
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from infra.metrics import temporal_metrics
 from infra.settings import Settings

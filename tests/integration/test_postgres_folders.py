@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from infra.settings import Settings
-from infra.stack import EmbeddedStack, StackError, _pg_bin_dir, free_port
+from infra.stack import EmbeddedStack, StackError, free_port
+from infra.stack_postgres import _pg_bin_dir
 
 pytestmark = pytest.mark.integration
 
