@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from cli.common import EXIT_NOT_FOUND, EXIT_OK, READER, CliError, print_json, registry_for, require_id_number
+from cli.common import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    READER,
+    CliError,
+    cli_temporal,
+    print_json,
+    registry_for,
+    require_id_number,
+)
 from infra.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,7 +55,6 @@ async def load_timeline(settings: Settings, id_number: str) -> list[Any] | None:
 
     from activities.common import log_access
     from registry.models import Person
-    from worker import connect_temporal
     from workflows.lifecycle import CitizenLifecycleWorkflow
     from workflows.lifecycle_client import citizen_workflow_id
 
@@ -63,7 +71,7 @@ async def load_timeline(settings: Settings, id_number: str) -> list[Any] | None:
     if row is None:
         raise CliError("ID_NUMBER: no citizen with this personal ID number", EXIT_NOT_FOUND)
     person_id, status = row
-    client = await connect_temporal(settings)
+    client = await cli_temporal(settings)
     try:
         entries: list[Any] = await client.get_workflow_handle(citizen_workflow_id(person_id)).query(
             CitizenLifecycleWorkflow.timeline)
@@ -96,7 +104,6 @@ async def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import func, select
 
     from registry.models import Person
-    from worker import connect_temporal
     from workflows.lifecycle_client import TemporalLifecycles
 
     if args.concurrency < 1:
@@ -105,7 +112,7 @@ async def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     query = select(Person.id).where(Person.status == "alive").order_by(Person.id)  # one per living citizen
     if args.born_after:
         query = query.where(Person.date_of_birth >= args.born_after)
-    lifecycles = TemporalLifecycles(await connect_temporal(settings), settings.task_queue)
+    lifecycles = TemporalLifecycles(await cli_temporal(settings), settings.task_queue)
     started = existing = 0
     gate = asyncio.Semaphore(args.concurrency)
 

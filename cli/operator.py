@@ -6,7 +6,18 @@ import argparse
 import asyncio
 from typing import Any
 
-from cli.common import EXIT_NOT_FOUND, EXIT_OK, READER, CliError, print_json, registry_for, require_id_number
+from cli.common import (
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_REFUSED,
+    READER,
+    CliError,
+    cli_nats,
+    cli_temporal,
+    print_json,
+    registry_for,
+    require_id_number,
+)
 from infra.settings import Settings
 
 
@@ -168,9 +179,8 @@ async def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
 
     from events.bridge import ORIGINAL_SUBJECT_HEADER, REASON_HEADER
     from infra.nats_identities import OPERATOR
-    from worker import connect_nats
 
-    nc = await connect_nats(settings, OPERATOR, name="dlq-reader")
+    nc = await cli_nats(settings, OPERATOR, name="dlq-reader")
     entries = []
     try:
         js = nc.jetstream()
@@ -206,7 +216,6 @@ async def cmd_supply_household(settings: Settings, args: argparse.Namespace) -> 
     from sqlalchemy import select
 
     from registry.models import Household
-    from worker import connect_temporal
     from workflows.birth import BirthRegistrationWorkflow, SupplyHousehold
 
     _, workflow_id = await find_registration(settings, args.registration_number, args.province)
@@ -219,7 +228,7 @@ async def cmd_supply_household(settings: Settings, args: argparse.Namespace) -> 
         await registry.close()
     if household_id is None:
         raise CliError(f"HOUSEHOLD_NUMBER: no household {args.household_number} in the registry", EXIT_NOT_FOUND)
-    client = await connect_temporal(settings)
+    client = await cli_temporal(settings)
     handle = client.get_workflow_handle(workflow_id)
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError
@@ -229,7 +238,7 @@ async def cmd_supply_household(settings: Settings, args: argparse.Namespace) -> 
                                              SupplyHousehold(household_id=household_id))
     except (WorkflowUpdateFailedError, RPCError) as exc:
         cause = getattr(exc, "cause", None) or exc
-        raise CliError(f"REGISTRATION_NO: {getattr(cause, 'message', None) or cause}") from exc
+        raise CliError(f"REGISTRATION_NO: {getattr(cause, 'message', None) or cause}", EXIT_REFUSED) from exc
     print(result)
     return EXIT_OK
 
@@ -239,15 +248,14 @@ async def cmd_retry_failed(settings: Settings, args: argparse.Namespace) -> int:
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError
 
-    from worker import connect_temporal
     from workflows.birth import BirthRegistrationWorkflow
 
     _, workflow_id = await find_registration(settings, args.registration_number, args.province)
-    client = await connect_temporal(settings)
+    client = await cli_temporal(settings)
     handle = client.get_workflow_handle(workflow_id)
     try:
         print(await handle.execute_update(BirthRegistrationWorkflow.retry_failed_steps))
     except (WorkflowUpdateFailedError, RPCError) as exc:
         cause = getattr(exc, "cause", None) or exc
-        raise CliError(f"REGISTRATION_NO: {getattr(cause, 'message', None) or cause}") from exc
+        raise CliError(f"REGISTRATION_NO: {getattr(cause, 'message', None) or cause}", EXIT_REFUSED) from exc
     return EXIT_OK

@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 from tqdm import tqdm
 
-from cli.common import EXIT_OK, CliError, print_json, registry_for
+from cli.common import EXIT_OK, CliError, cli_nats, print_json, registry_for
 from events.models import encode_event, make_birth_event
 from events.reasons import _echo
 from infra.settings import Settings
@@ -90,20 +90,10 @@ class _Publishers:
         self.refusals: list[str] = []
 
     async def for_subject(self, subject: str) -> Any:
-        from infra.nats_identities import NatsCredentialsMissing
-        from worker import connect_nats
-
         identity = publisher_identity(subject)
         if identity not in self.connections:
-            async def refused(exc: Exception) -> None:
-                self.refusals.append(str(exc))
-
-            try:
-                self.connections[identity] = await connect_nats(
-                    self.settings, identity, name=f"publisher-{identity}", error_cb=refused,
-                    max_reconnect_attempts=2, connect_timeout=5)
-            except NatsCredentialsMissing as exc:
-                raise CliError(f"subject {subject}: {exc}") from exc
+            self.connections[identity] = await cli_nats(self.settings, identity, errors=self.refusals,
+                                                        name=f"publisher-{identity}")
         return self.connections[identity].jetstream()
 
     @property

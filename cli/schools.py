@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.client import WorkflowFailureError
 
-from cli.common import EXIT_OK, CliError, print_json, registry_for
+from cli.common import EXIT_OK, CliError, cli_temporal, print_json, registry_for
 from infra.settings import Settings
 
 
@@ -58,13 +58,12 @@ def add_plan_command(add: Any) -> None:
 
 async def cmd_plan_schools(settings: Settings, args: argparse.Namespace) -> int:
     import rules
-    from worker import connect_temporal
     from workflows.school_plan_client import SchedulePlanMissing, start_for_province, trigger_schedule
 
     if args.province is not None and not rules.is_known_province(args.province):
         raise CliError(f"--province: unknown province code '{args.province}'")
     try:
-        client = await asyncio.wait_for(connect_temporal(settings), timeout=10)
+        client = await cli_temporal(settings)
     except (RuntimeError, OSError, TimeoutError) as exc:
         raise CliError(f"cannot reach Temporal at {settings.temporal_address} ({type(exc).__name__}); "
                        "is the stack running? (`make demo` or `make run`)") from None

@@ -8,8 +8,11 @@ from contextlib import asynccontextmanager
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
-def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+def make_engine(database_url: str, *, pool_size: int = 10, connect_timeout: float | None = None) -> AsyncEngine:
+    """`connect_timeout`: seconds to wait for a new connection (asyncpg's default is 60; the CLI waits less)."""
+    connect_args = {"timeout": connect_timeout} if connect_timeout else {}
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True,
+                               connect_args=connect_args)
 
 
 class Registry:
