@@ -35,7 +35,7 @@ def unreadable_reason(exc: BaseException) -> InvalidEvent:
         why = "is nested too deeply (RecursionError)"
     else:
         why = f"could not be read ({type(exc).__name__})"
-    return InvalidEvent(_reason("body", why))
+    return InvalidEvent(_reason("envelope", why))
 
 
 def gave_up_reason(deliveries: int, exc: BaseException) -> InvalidEvent:
