@@ -9,6 +9,7 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from events.reasons import InvalidEvent, _reason
@@ -64,19 +65,20 @@ def consumer_config(settings: Settings, durable: str, subjects: str) -> Consumer
 
 
 async def sync_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
-    """Create the durable consumer, or update an existing one whose editable fields differ from `config`
+    """Create the durable consumer, or update (same call, same durable name) an existing one whose editable
+    fields differ from `config`
     (a changed setting reaches a consumer made by an earlier run)."""
     durable = config.durable_name or ""
     try:
         current = (await js.consumer_info(stream, durable)).config
-    except Exception:  # not there yet
+    except NotFoundError:
         await js.add_consumer(stream, config)
         return
     editable = ("ack_wait", "max_deliver", "max_ack_pending")
     changed = [f for f in editable if getattr(current, f) != getattr(config, f)]
     if changed:
         log.info("updating consumer %s on %s: %s", durable, stream, ", ".join(changed))
-        await js.update_consumer(stream, config)
+        await js.add_consumer(stream, config)  # the server updates the editable fields of an existing durable
 
 
 class TolerantClient(Client):

@@ -10,7 +10,8 @@ import copy
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from cli.publishing import publisher_identity

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.bridge import REASON_HEADER, EventBridge
+from events.bridge import REASON_HEADER
 from events.poison import TRUNCATED_HEADER, fitted_copy
 from events.reasons import InvalidEvent
 from infra.settings import Settings
