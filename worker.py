@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from temporalio.client import Client
@@ -45,6 +44,7 @@ from events.birth_corrected import BirthCorrectedHandler
 from events.birth_registered import BirthHandler
 from events.bridge import EventBridge
 from events.death_registered import DeathHandler
+from events.poison import connect_tolerant
 from events.residence_changed import ResidenceChangedHandler
 from events.streams import ensure_streams
 from events.vaccination_administered import VaccinationHandler
@@ -106,8 +106,8 @@ async def connect_nats(settings: Settings, identity: str, *, name: str | None = 
     """A NATS connection authenticated as `identity` (see infra/nats_identities.py); reconnects forever unless
     `options` say otherwise."""
     options = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, **options}
-    return await nats.connect(settings.nats_url, name=name or f"lifeevents-{identity}",
-                              **connect_options(settings.nats_credentials_dir, identity), **options)
+    return await connect_tolerant(settings.nats_url, name=name or f"lifeevents-{identity}",
+                                  **connect_options(settings.nats_credentials_dir, identity), **options)
 
 
 async def provision_streams(settings: Settings) -> None:
@@ -240,6 +240,10 @@ async def service(settings: Settings, *, runtime: Runtime | None = None) -> Asyn
         await registry.close()
 
 
+class TaskDied(RuntimeError):
+    """The Temporal worker or the event bridge ended without being asked to."""
+
+
 async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool = True) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -259,13 +263,19 @@ async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool
         if with_bridge:
             tasks.append(asyncio.create_task(svc.bridge().run(stop)))
         log.info("running: worker=%s bridge=%s (task queue %s)", with_worker, with_bridge, settings.task_queue)
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        died = [t for t in tasks if t in done]
+        stop.set()
         log.info("stopping: draining in-flight work")
         if with_worker:
             await worker.shutdown()
         await asyncio.gather(*tasks, return_exceptions=True)
     if tracing is not None:
         tracing.shutdown()  # flushes the last spans
+    if died:
+        errors = [t.exception() for t in died if not t.cancelled()]
+        raise TaskDied(", ".join(type(e).__name__ if e else "ended" for e in errors) or "cancelled")
     log.info("stopped")
 
 
@@ -281,6 +291,9 @@ def main() -> None:
         asyncio.run(run(Settings(), with_bridge=not args.no_bridge, with_worker=not args.bridge_only))
     except SearchAttributeError as err:
         log.error("cannot start: %s", err)
+        exit_now(1)
+    except TaskDied as err:
+        log.error("the worker or the bridge stopped on its own (%s); exiting so a supervisor restarts us", err)
         exit_now(1)
 
 

@@ -21,11 +21,11 @@ from typing import Any, Protocol
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from events.content_modes import ATTRIBUTE_HEADER_PREFIX, message_document
 from events.envelope import CloudEvent, InvalidEvent, _echo, _reason, envelope_reasons
+from events.poison import consumer_config, fitted_copy, gave_up_reason, sync_consumer, unreadable_reason
 from events.streams import CIVIL_SUBJECTS, DLQ_PREFIX, HEALTH_SUBJECTS
 from infra import metrics
 from infra.settings import Settings
@@ -101,10 +101,8 @@ class EventBridge:
         subs = []
         try:
             for c in consumers(s):
-                subs.append(await self.js.pull_subscribe(
-                    c.subjects, durable=c.durable, stream=c.stream,
-                    config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL,
-                                          ack_wait=60.0, max_deliver=-1, max_ack_pending=s.bridge_concurrency * 4)))
+                await sync_consumer(self.js, c.stream, consumer_config(s, c.durable, c.subjects))
+                subs.append(await self.js.pull_subscribe_bind(c.durable, stream=c.stream))
             log.info("bridge consuming %s (concurrency %d, event types: %s)",
                      ", ".join(f"{c.stream} as {c.durable}" for c in consumers(s)), s.bridge_concurrency,
                      ", ".join(sorted(self.handlers)))
@@ -148,8 +146,22 @@ class EventBridge:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("event handling failed outside its guard (%s); the message will be redelivered",
+                      type(exc).__name__, exc_info=exc)
 
     async def handle(self, msg: Msg) -> None:
+        """One event, which always ends acked, nak'ed (to come back later) or dead-lettered and termed."""
+        try:
+            await self._traced(msg)
+        except Exception as exc:
+            deliveries = (msg.metadata.num_delivered if msg.metadata else None) or 1
+            log.error("event handling failed (%s); redelivery later (delivery %d)", type(exc).__name__, deliveries)
+            self.retried += 1
+            await msg.nak(delay=backoff_seconds(deliveries, self.settings.bridge_max_backoff_seconds))
+
+    async def _traced(self, msg: Msg) -> None:
         """One event in a CONSUMER span that continues the publisher's trace (the event's `traceparent`), so the
         workflow started or signalled inside it belongs to the same trace."""
         document = _structured_attributes(msg.data)
@@ -171,12 +183,16 @@ class EventBridge:
             handler, event, payload = self.validate(msg)
         except InvalidEvent as invalid:
             return await self._dead_letter(msg, invalid)
+        except Exception as exc:  # noqa: BLE001 - any failure to read an event is a reason, never a lost task
+            return await self._dead_letter(msg, unreadable_reason(exc))
         try:
             await handler.handle(event, payload, msg.subject)
         except InvalidEvent as invalid:  # e.g. the registry has no such citizen
             return await self._dead_letter(msg, invalid)
         except Exception as exc:
             deliveries = msg.metadata.num_delivered or 1
+            if deliveries >= self.settings.bridge_max_deliver:
+                return await self._dead_letter(msg, gave_up_reason(deliveries, exc))
             delay = backoff_seconds(deliveries, self.settings.bridge_max_backoff_seconds)
             log.warning("event %s not processed (%s: %s); redelivery in %.1fs (delivery %d)",
                         event.id, type(exc).__name__, str(exc)[:200], delay, deliveries)
@@ -230,18 +246,32 @@ class EventBridge:
             ORIGINAL_SEQUENCE_HEADER: str(seq),
             "Nats-Msg-Id": f"dlq-{stream}-{seq}",
         }
+        data, headers = fitted_copy(msg.data, headers, self._max_payload())
         try:
-            await self.js.publish(f"{DLQ_PREFIX}.{msg.subject}", msg.data, headers=headers,
+            await self.js.publish(_dead_letter_subject(msg.subject), data, headers=headers,
                                   stream=self.settings.dlq_stream)
         except Exception as exc:
             log.warning("dead-letter publish failed (%s); event kept for redelivery", type(exc).__name__)
             await msg.nak(delay=backoff_seconds(meta.num_delivered or 1, self.settings.bridge_max_backoff_seconds))
             self.retried += 1
             return "retried"
-        log.warning("dead-lettered %s seq %d on %s: %s", stream, seq, msg.subject, invalid)
+        log.warning("dead-lettered %s seq %d on %s: %s", stream, seq, _dead_letter_subject(msg.subject), invalid)
         await msg.term()
         self.dead_lettered += 1
         return "dead-lettered"
+
+
+    def _max_payload(self) -> int:
+        nc = getattr(self.js, "_nc", None)
+        return int(getattr(nc, "max_payload", 0) or 1024 * 1024)
+
+
+def _dead_letter_subject(subject: str) -> str:
+    """`dlq.<subject>`, or `dlq.unreadable.subject` for a subject whose bytes were not UTF-8 (the client shows
+    them escaped; the original subject header keeps that escaped form)."""
+    if "\\" in subject or not subject.isprintable() or " " in subject:
+        return f"{DLQ_PREFIX}.unreadable.subject"
+    return f"{DLQ_PREFIX}.{subject}"
 
 
 def _structured_attributes(data: bytes) -> dict[str, Any]:
@@ -249,6 +279,6 @@ def _structured_attributes(data: bytes) -> dict[str, Any]:
     label before validation; empty when the bytes are not a JSON object (validation says why)."""
     try:
         document = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return document if isinstance(document, dict) else {}

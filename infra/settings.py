@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     bridge_health_durable: str = Field(default="health-events", alias="BRIDGE_HEALTH_DURABLE")
     bridge_concurrency: int = Field(default=8, ge=1, le=256, alias="BRIDGE_CONCURRENCY")
     bridge_max_backoff_seconds: float = Field(default=30.0, alias="BRIDGE_MAX_BACKOFF_SECONDS")
+    bridge_max_deliver: int = Field(default=20, ge=1, le=10_000, alias="BRIDGE_MAX_DELIVER")
+    """Deliveries of one event that fails to be handled before the bridge dead-letters it with its last error."""
 
     school_plan_cron: str = Field(default="0 2 1 * *", alias="SCHOOL_PLAN_CRON")
     """When the Temporal Schedule `school-capacity-plan` runs (jurisdiction time; applied when it is created)."""

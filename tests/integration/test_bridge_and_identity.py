@@ -138,3 +138,21 @@ async def test_id_allocation_draws_again_on_collision_and_is_idempotent(service:
             .where(IdentityNumber.person_id.in_([first, second])))).all())
     prefix = rules.personal_id_prefix(province, "female", date(2026, 11, 1))
     assert sorted(numbers.values()) == [prefix + "424242", prefix + "515151"]
+
+
+async def test_consumer_configuration_follows_the_settings_on_restart(own_nats: Any, service: Any) -> None:
+    own, js = own_nats
+
+    async def run_once(settings: Settings) -> Any:
+        bridge = EventBridge(js, [BirthHandler(service.registry, ScriptedStarter())], settings)
+        stop = asyncio.Event()
+        stop.set()  # subscribe, then stop at once
+        await bridge.run(stop)
+        return (await js.consumer_info(settings.civil_stream, settings.bridge_civil_durable)).config
+
+    first = await run_once(own)
+    changed = own.model_copy(update={"bridge_max_deliver": 7, "bridge_concurrency": 2})
+    second = await run_once(changed)
+
+    assert (first.max_deliver, first.max_ack_pending) == (own.bridge_max_deliver + 1, own.bridge_concurrency * 4)
+    assert (second.max_deliver, second.max_ack_pending) == (8, 8)
