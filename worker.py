@@ -195,24 +195,49 @@ async def service(settings: Settings) -> AsyncIterator[Service]:
         await registry.close()
 
 
+class ServiceTaskDied(RuntimeError):
+    """The Temporal worker or the bridge ended without a stop request; the process exits non-zero so that its
+    supervisor (systemd, the chaos supervisor, `make run`) restarts it."""
+
+
+async def wait_for_stop_or_death(tasks: dict[str, asyncio.Task[Any]], stop: asyncio.Event) -> None:
+    """Return once `stop` is set; raise ServiceTaskDied (naming the task and its error) if a task ends first."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([stopper, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if stop.is_set():
+        return
+    for name, task in tasks.items():
+        if task.done():
+            error = None if task.cancelled() else task.exception()
+            detail = f": {type(error).__name__}: {str(error)[:300]}" if error else ""
+            raise ServiceTaskDied(f"the {name} task ended without a stop request{detail}")
+
+
 async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool = True) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with service(settings) as svc:
-        tasks = []
+        tasks: dict[str, asyncio.Task[Any]] = {}
         if with_worker:
             worker = svc.worker()
-            tasks.append(asyncio.create_task(worker.run()))
+            tasks["worker"] = asyncio.create_task(worker.run())
         if with_bridge:
-            tasks.append(asyncio.create_task(svc.bridge().run(stop)))
+            tasks["bridge"] = asyncio.create_task(svc.bridge().run(stop))
         log.info("running: worker=%s bridge=%s (task queue %s)", with_worker, with_bridge, settings.task_queue)
-        await stop.wait()
-        log.info("stopping: draining in-flight work")
-        if with_worker:
-            await worker.shutdown()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await wait_for_stop_or_death(tasks, stop)
+        finally:
+            stop.set()
+            log.info("stopping: draining in-flight work")
+            if with_worker:
+                with contextlib.suppress(Exception):
+                    await worker.shutdown()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
     log.info("stopped")
 
 
@@ -228,6 +253,9 @@ def main() -> None:
         asyncio.run(run(Settings(), with_bridge=not args.no_bridge, with_worker=not args.bridge_only))
     except SearchAttributeError as err:
         log.error("cannot start: %s", err)
+        exit_now(1)
+    except ServiceTaskDied as err:
+        log.error("exiting: %s", err)
         exit_now(1)
 
 

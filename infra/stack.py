@@ -262,10 +262,11 @@ class EmbeddedStack:
         if exists.stdout.strip() != "1":
             subprocess.run([*psql, f'CREATE DATABASE "{DATABASE_NAME}"'], capture_output=True, check=True)
 
-    def stop_postgres(self) -> None:
+    def stop_postgres(self, mode: str = "fast") -> None:
+        """`mode` is pg_ctl's shutdown mode: `fast` (clean), `immediate` (like a crash: recovery at next start)."""
         pgdata = self.data_dir / "postgres"
         if self.settings.embedded_postgres and (pgdata / "postmaster.pid").exists():
-            subprocess.run([_pg_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
+            subprocess.run([_pg_bin("pg_ctl"), "-D", str(pgdata), "-m", mode, "-w", "stop"],
                            capture_output=True, user=self._pg_user())
 
     # ---- all ---------------------------------------------------------------------------------------------
