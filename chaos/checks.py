@@ -33,6 +33,9 @@ from registry.models import (
 )
 from workflows.contracts import BIRTH_STAGES
 
+HISTORY_SAMPLE = 50
+"""Births whose histories are read to see which worker processes ran their activities."""
+
 
 @dataclass(frozen=True)
 class BirthRef:
@@ -154,7 +157,19 @@ async def workflow_checks(client: Client, births: Sequence[BirthRef]) -> list[Ch
     attention = (await client.count_workflows("NeedsAttention = true")).count
     checks.append(Check("nothing stuck: no other workflow running, none needs attention", others == attention == 0,
                         f"{others} running, {attention} needing attention"))
+    checks.append(await work_sharing_check(client, births[:HISTORY_SAMPLE], 2))
     return checks
+
+
+async def work_sharing_check(client: Client, births: Sequence[BirthRef], least: int) -> Check:
+    """Which worker processes (Temporal identities, `pid@host`) ran the activities of these births."""
+    identities: set[str] = set()
+    for birth in births:
+        async for event in client.get_workflow_handle(birth.workflow_id).fetch_history_events():
+            if event.HasField("activity_task_started_event_attributes"):
+                identities.add(event.activity_task_started_event_attributes.identity)
+    return Check("work shared by several worker processes", len(identities) >= least,
+                 f"activities of {len(births)} births ran in {len(identities)} worker processes")
 
 
 async def stream_checks(settings: Settings, js: JetStreamContext, registry: Registry,

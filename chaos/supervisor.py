@@ -16,12 +16,14 @@ import argparse
 import asyncio
 import contextlib
 import shutil
+import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -277,6 +279,14 @@ def report(plan: ChaosPlan, result: ChaosResult) -> list[str]:
     return lines
 
 
+async def _until_signalled(run: Coroutine[Any, Any, ChaosResult]) -> ChaosResult:
+    """SIGTERM/SIGINT cancel the run, so its processes and servers are still stopped."""
+    task = asyncio.create_task(run)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+    return await task
+
+
 def main() -> None:
     from infra.process import exit_now
 
@@ -295,7 +305,7 @@ def main() -> None:
     args = parser.parse_args()
     plan = ChaosPlan(args.births, args.workers, args.bridges, args.worker_kills, args.bridge_kills,
                      args.temporal_restarts, args.postgres_restarts, args.deadline)
-    result = asyncio.run(run_chaos(plan, args.data_dir, lambda line: print(line, flush=True)))
+    result = asyncio.run(_until_signalled(run_chaos(plan, args.data_dir, lambda line: print(line, flush=True))))
     print("\n".join(report(plan, result)), flush=True)
     exit_now(0 if result.passed else 1)
 

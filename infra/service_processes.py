@@ -41,12 +41,13 @@ def child_environment(settings: Settings, extra: Mapping[str, str] | None = None
 
 @dataclass
 class ServiceProcess:
-    """One `worker.py` process, kept running until `stop()`; its output is appended to `log_path`."""
+    """One `worker.py` process, kept running until `stop()`; its output is appended to `log_path` (None: this
+    process's own output)."""
 
     name: str
     role_flag: str  # --no-bridge | --bridge-only | "" (both)
     env: dict[str, str]
-    log_path: Path
+    log_path: Path | None
     starts: int = 0
     exit_codes: list[int] = field(default_factory=list)
     _proc: asyncio.subprocess.Process | None = None
@@ -61,10 +62,12 @@ class ServiceProcess:
         return self._proc.pid if self._proc and self._proc.returncode is None else None
 
     async def _keep_running(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, str(WORKER_SCRIPT), *([self.role_flag] if self.role_flag else [])]
         while not self._stopping:
-            with open(self.log_path, "ab") as log:  # noqa: ASYNC230 - opening a log file for the child
-                args = [sys.executable, str(WORKER_SCRIPT), *([self.role_flag] if self.role_flag else [])]
+            with contextlib.ExitStack() as files:
+                log = files.enter_context(open(self.log_path, "ab")) if self.log_path else None  # noqa: ASYNC230
                 self._proc = await asyncio.create_subprocess_exec(
                     *args, env=self.env, cwd=PROJECT_ROOT, stdout=log, stderr=asyncio.subprocess.STDOUT,
                     stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
@@ -101,14 +104,17 @@ class ServiceFleet:
     bridges: list[ServiceProcess]
 
     @classmethod
-    def build(cls, settings: Settings, workers: int, bridges: int, *,
-              extra_env: Mapping[str, str] | None = None) -> ServiceFleet:
+    def build(cls, settings: Settings, workers: int, bridges: int, *, extra_env: Mapping[str, str] | None = None,
+              log_files: bool = True) -> ServiceFleet:
+        """`log_files`: each process logs to `<data dir>/logs/<name>.log`; otherwise to this process's output."""
         env = child_environment(settings, extra_env)
         logs = settings.data_dir.resolve() / "logs"
-        return cls([ServiceProcess(f"worker-{i + 1}", "--no-bridge", env, logs / f"worker-{i + 1}.log")
-                    for i in range(workers)],
-                   [ServiceProcess(f"bridge-{i + 1}", "--bridge-only", env, logs / f"bridge-{i + 1}.log")
-                    for i in range(bridges)])
+
+        def process(name: str, flag: str) -> ServiceProcess:
+            return ServiceProcess(name, flag, env, logs / f"{name}.log" if log_files else None)
+
+        return cls([process(f"worker-{i + 1}", "--no-bridge") for i in range(workers)],
+                   [process(f"bridge-{i + 1}", "--bridge-only") for i in range(bridges)])
 
     @property
     def processes(self) -> list[ServiceProcess]:
