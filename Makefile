@@ -4,8 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SEED_FAMILIES ?= 1000
+WORKERS ?= 1
+BRIDGES ?= 1
+CHAOS_BIRTHS ?= 1000
 
-.PHONY: install chromium demo run down status test lint bench bench-schools clean
+.PHONY: install chromium demo run down status test lint bench bench-schools chaos clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -34,7 +37,7 @@ demo: install
 	$(BIN)/python starter.py demo
 
 run: install
-	$(BIN)/python -m infra.run
+	$(BIN)/python -m infra.run --workers $(WORKERS) --bridges $(BRIDGES)
 
 down:
 	@test -x $(BIN)/python && $(BIN)/python -m infra.stack down || echo "nothing to stop"
@@ -54,6 +57,11 @@ bench: install
 
 bench-schools: install
 	$(BIN)/python bench/school_plan.py
+
+# 1,000 births while worker and bridge processes are kill -9'd and Temporal and PostgreSQL restarted; prints checks.
+chaos: install
+	$(BIN)/python -m chaos.supervisor --births $(CHAOS_BIRTHS) --workers 2 --bridges 2 \
+		--worker-kills 3 --bridge-kills 2 --temporal-restarts 1 --postgres-restarts 1
 
 clean: down
 	rm -rf .data

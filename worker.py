@@ -240,8 +240,25 @@ async def service(settings: Settings, *, runtime: Runtime | None = None) -> Asyn
         await registry.close()
 
 
-class TaskDied(RuntimeError):
-    """The Temporal worker or the event bridge ended without being asked to."""
+class ServiceTaskDied(RuntimeError):
+    """The Temporal worker or the bridge ended without a stop request; the process exits non-zero so that its
+    supervisor (systemd, the chaos supervisor, `make run`) restarts it."""
+
+
+async def wait_for_stop_or_death(tasks: dict[str, asyncio.Task[Any]], stop: asyncio.Event) -> None:
+    """Return once `stop` is set; raise ServiceTaskDied (naming the task and its error) if a task ends first."""
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([stopper, *tasks.values()], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if stop.is_set():
+        return
+    for name, task in tasks.items():
+        if task.done():
+            error = None if task.cancelled() else task.exception()
+            detail = f": {type(error).__name__}: {str(error)[:300]}" if error else ""
+            raise ServiceTaskDied(f"the {name} task ended without a stop request{detail}")
 
 
 async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool = True) -> None:
@@ -256,26 +273,24 @@ async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool
         svc = await stack.enter_async_context(service(settings, runtime=runtime))
         if port is not None:
             await stack.enter_async_context(svc.operator_endpoint(port, settings.metrics_host))
-        tasks = []
+        tasks: dict[str, asyncio.Task[Any]] = {}
         if with_worker:
             worker = svc.worker()
-            tasks.append(asyncio.create_task(worker.run()))
+            tasks["worker"] = asyncio.create_task(worker.run())
         if with_bridge:
-            tasks.append(asyncio.create_task(svc.bridge().run(stop)))
+            tasks["bridge"] = asyncio.create_task(svc.bridge().run(stop))
         log.info("running: worker=%s bridge=%s (task queue %s)", with_worker, with_bridge, settings.task_queue)
-        stopping = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        died = [t for t in tasks if t in done]
-        stop.set()
-        log.info("stopping: draining in-flight work")
-        if with_worker:
-            await worker.shutdown()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await wait_for_stop_or_death(tasks, stop)
+        finally:
+            stop.set()
+            log.info("stopping: draining in-flight work")
+            if with_worker:
+                with contextlib.suppress(Exception):
+                    await worker.shutdown()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
     if tracing is not None:
         tracing.shutdown()  # flushes the last spans
-    if died:
-        errors = [t.exception() for t in died if not t.cancelled()]
-        raise TaskDied(", ".join(type(e).__name__ if e else "ended" for e in errors) or "cancelled")
     log.info("stopped")
 
 
@@ -292,8 +307,8 @@ def main() -> None:
     except SearchAttributeError as err:
         log.error("cannot start: %s", err)
         exit_now(1)
-    except TaskDied as err:
-        log.error("the worker or the bridge stopped on its own (%s); exiting so a supervisor restarts us", err)
+    except ServiceTaskDied as err:
+        log.error("exiting: %s", err)
         exit_now(1)
 
 

@@ -167,8 +167,9 @@ class PostgresServer:
             self._superuser_sql("postgres", f'CREATE DATABASE "{DATABASE_NAME}" OWNER {pg_access.OWNER_ROLE}')
         self._superuser_sql(DATABASE_NAME, in_database)
 
-    def stop_postgres(self) -> None:
+    def stop_postgres(self, mode: str = "fast") -> None:
+        """`mode` is pg_ctl's shutdown mode: `fast` (clean), `immediate` (like a crash: recovery at next start)."""
         pgdata = self.data_dir / "postgres"
         if self.settings.embedded_postgres and (pgdata / "postmaster.pid").exists():
-            subprocess.run([self._pg_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
+            subprocess.run([self._pg_bin("pg_ctl"), "-D", str(pgdata), "-m", mode, "-w", "stop"],
                            capture_output=True, **_as_user(self._pg_user()))
