@@ -53,7 +53,7 @@ lint: install
 	$(BIN)/mypy .
 
 bench: install
-	$(BIN)/python bench/births_throughput.py
+	$(BIN)/python -m bench.births_throughput $(if $(BIRTHS),--births $(BIRTHS))
 
 bench-schools: install
 	$(BIN)/python bench/school_plan.py

@@ -1,84 +1,273 @@
-"""Benchmark: births per second through the whole path (NATS → bridge → Temporal → agencies → notices).
+"""Benchmark: births/s through the whole immediate fan-out, against the same-shape no-op ceilings, on ONE stack.
 
-Starts its own stack on free ports in a temporary folder, runs the real worker and bridge in-process,
-publishes N synthetic births at once and reports throughput and end-to-end latency (publish → sixth notice).
+    .venv/bin/python -m bench.births_throughput [--births N]      (make bench; N defaults to 1,000)
 
-    .venv/bin/python bench/births_throughput.py [N]
+In this order, on one embedded stack (Temporal dev server, NATS, PostgreSQL on free ports in a temp folder):
+1. the ceilings: N no-op workflows of the birth's shape (bench/ceiling.py), regular and local activities;
+2. ours at full load: N births published to NATS before the clock starts, then the in-process worker and bridge
+   are started and the clock runs until every birth has all six notices;
+3. a paced run at half the measured capacity for the publish → first / last notice percentiles;
+4. births/s with 1, 2 and 4 `worker.py --no-bridge` processes and one `worker.py --bridge-only`.
+Prints one table and writes it to bench/results/latest.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
+import os
+import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+import uuid
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from temporalio.client import Client
+from temporalio.worker import Worker
 
-from sqlalchemy import func, select  # noqa: E402
+import worker
+from bench.ceiling import CEILING_WORKFLOWS, noop_step
+from bench.load import SEED_FAMILIES, Batch, notice_times, publish_paced, wait_until_notified
+from bench.measure import CpuMeter, percentile, pid_from_file, rss_mib
+from cli.publishing import publish_raw
+from infra.process import exit_now
+from infra.settings import PROJECT_ROOT, Settings
+from infra.stack import EmbeddedStack, free_port
+from registry.migrate import upgrade_async
+from registry.seed import seed_population
+from workflows.client import birth_workflow_id
 
-import worker  # noqa: E402
-from events.models import encode_event, make_birth_event  # noqa: E402
-from infra.settings import Settings  # noqa: E402
-from infra.stack import EmbeddedStack, free_port  # noqa: E402
-from registry.migrate import upgrade_async  # noqa: E402
-from registry.models import BirthRegistration, Notification  # noqa: E402
-from registry.seed import family, seed_population, synthetic_birth  # noqa: E402
-from starter import publish_raw  # noqa: E402
-from workflows.contracts import BIRTH_STAGES  # noqa: E402
+RESULTS = PROJECT_ROOT / "bench" / "results" / "latest.json"
+IN_PROCESS_ACTIVITY_SLOTS = 64
+HISTORY_SAMPLE = 5
+PACED_SECONDS = 60.0
 
 
-async def main(count: int) -> None:
+def stack_settings(data_dir: Path) -> Settings:
+    return Settings(LIFEEVENTS_DATA_DIR=data_dir, TEMPORAL_PORT=free_port(), TEMPORAL_UI_PORT=free_port(),
+                    NATS_PORT=free_port(), POSTGRES_PORT=free_port(), TEMPORAL_ADDRESS=None, NATS_URL=None,
+                    DATABASE_URL=None, BRIDGE_MAX_BACKOFF_SECONDS=1.0)
+
+
+class Bench:
+    def __init__(self, settings: Settings, stack: EmbeddedStack, svc: worker.Service, births: int) -> None:
+        self.settings, self.stack, self.svc, self.births = settings, stack, svc, births
+        self.results: dict[str, Any] = {}
+
+    def meter(self, service_pids: list[int]) -> CpuMeter:
+        service: list[int | None] = list(service_pids)
+        pg = pid_from_file(self.stack.data_dir / "postgres" / "postmaster.pid")
+        return CpuMeter({"service": service, "temporal": [pid_from_file(self.stack.run_dir / "temporal.pid")],
+                         "postgres": [pg]}, recursive={"temporal", "postgres"})
+
+    # ---- 1. ceilings --------------------------------------------------------------------------------------
+    async def ceiling(self, kind: str) -> dict[str, float]:
+        wf = CEILING_WORKFLOWS[kind]
+        queue = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
+        client: Client = self.svc.client
+        ids = [f"{queue}-{i}" for i in range(self.births)]
+        for chunk in range(0, len(ids), 200):  # started before the clock: the worker is not polling yet
+            await asyncio.gather(*(client.start_workflow(wf.run, id=i, task_queue=queue)
+                                   for i in ids[chunk:chunk + 200]))
+        meter = self.meter([os.getpid()])
+        meter.start()
+        start = time.monotonic()
+        async with Worker(client, task_queue=queue, workflows=[wf], activities=[noop_step],
+                          max_concurrent_activities=IN_PROCESS_ACTIVITY_SLOTS):
+            query = f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"
+            while True:
+                if not (await client.count_workflows(query)).count:
+                    break
+                await asyncio.sleep(0.5)
+            elapsed = time.monotonic() - start
+        cpu = meter.stop()
+        events = statistics.median([len((await client.get_workflow_handle(i).fetch_history()).events)
+                                    for i in ids[:HISTORY_SAMPLE]])
+        return {"per_second": self.births / elapsed, "seconds": elapsed, "history_events": events,
+                **{f"cpu_{k}_ms": 1000 * v / self.births for k, v in cpu.items()}}
+
+    # ---- 2. ours at full load, 3. paced ------------------------------------------------------------------
+    async def ours(self) -> None:
+        full = Batch("BA", self.births)
+        await publish_raw(self.settings, full.events(), progress=False)
+        stop = asyncio.Event()
+        meter = self.meter([os.getpid()])
+        meter.start()
+        start = time.monotonic()
+        in_process = self.svc.worker(max_concurrent_activities=IN_PROCESS_ACTIVITY_SLOTS)
+        tasks = [asyncio.create_task(in_process.run()), asyncio.create_task(self.svc.bridge().run(stop))]
+        try:
+            done = await wait_until_notified(self.svc.registry, full, limit_seconds=60 + self.births * 2)
+            cpu = meter.stop()
+            rate = self.births / (done - start)
+            self.results["ours"] = {"per_second": rate, "seconds": done - start,
+                                    "history_events": await self.history_events(full),
+                                    "worker_rss_mib": rss_mib([os.getpid()]),
+                                    **{f"cpu_{k}_ms": 1000 * v / self.births for k, v in cpu.items()}}
+            await self.paced(rate / 2)
+        finally:
+            stop.set()
+            await in_process.shutdown()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def history_events(self, batch: Batch) -> float:
+        """Median events in a birth workflow's history (a few sampled births; they are all alike)."""
+        counts = []
+        for i in range(min(HISTORY_SAMPLE, batch.count)):
+            handle = self.svc.client.get_workflow_handle(await self.workflow_id(batch.number(i)))
+            counts.append(len((await handle.fetch_history()).events))
+        return statistics.median(counts)
+
+    async def workflow_id(self, number: str) -> str:
+        from sqlalchemy import select
+
+        from registry.models import BirthRegistration
+        async with self.svc.registry.unit_of_work() as session:
+            province = await session.scalar(select(BirthRegistration.province_code)
+                                            .where(BirthRegistration.registration_number == number))
+        assert province is not None, number
+        return birth_workflow_id(province, number)
+
+    async def paced(self, rate: float) -> None:
+        batch = Batch("BP", max(10, round(rate * PACED_SECONDS)))
+        began = await publish_paced(self.settings, batch, rate)
+        await wait_until_notified(self.svc.registry, batch, limit_seconds=120 + batch.count * 2)
+        times = await notice_times(self.svc.registry, batch)
+        first = [(times[n][0] - t).total_seconds() * 1000 for n, t in began.items()]
+        last = [(times[n][1] - t).total_seconds() * 1000 for n, t in began.items()]
+        self.results["paced"] = {"births": batch.count, "rate": rate, **{
+            f"{name}_p{q}_ms": percentile(values, q) for name, values in (("first", first), ("last", last))
+            for q in (50, 95, 99)}}
+
+    # ---- 4. worker processes -----------------------------------------------------------------------------
+    async def processes(self, workers: int) -> dict[str, float]:
+        batch = Batch(f"BW{workers}", self.births)
+        env = {**os.environ, "LIFEEVENTS_DATA_DIR": str(self.settings.data_dir),
+               "TEMPORAL_PORT": str(self.settings.temporal_port), "NATS_PORT": str(self.settings.nats_port),
+               "POSTGRES_PORT": str(self.settings.postgres_port), "BRIDGE_MAX_BACKOFF_SECONDS": "1"}
+        logs = self.stack.log_dir
+        async with AsyncExitStack() as procs:
+            pids = [await procs.enter_async_context(_process(["--no-bridge"], env, logs / f"bench-w{workers}-{i}.log"))
+                    for i in range(workers)]
+            await publish_raw(self.settings, batch.events(), progress=False)
+            meter = self.meter(pids)
+            meter.start()
+            start = time.monotonic()
+            bridge = _process(["--bridge-only"], env, logs / f"bench-b{workers}.log")
+            pids.append(await procs.enter_async_context(bridge))
+            meter.groups["service"] = list(pids)
+            done = await wait_until_notified(self.svc.registry, batch, limit_seconds=60 + self.births * 2)
+            cpu = meter.stop()
+            rss = rss_mib(pids[:-1]) / workers
+        return {"per_second": self.births / (done - start), "worker_rss_mib": rss,
+                "cpu_service_ms": 1000 * cpu["service"] / self.births}
+
+
+class _process:
+    """A `worker.py` subprocess, ready once it logs "running:"; SIGTERM (drain) on exit."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args, self.env, self.log = args, env, log
+
+    async def __aenter__(self) -> int:
+        self.file = self.log.open("wb")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(PROJECT_ROOT / "worker.py"), *self.args, env=self.env, stdout=self.file,
+            stderr=self.file, stdin=asyncio.subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while b"running:" not in self.log.read_bytes():
+            if self.proc.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker.py {' '.join(self.args)} did not start; see {self.log}")
+            await asyncio.sleep(0.2)
+        return self.proc.pid
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout=30)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        self.file.close()
+
+
+async def run(births: int, worker_counts: list[int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lifeevents-bench-") as tmp:
-        settings = Settings(LIFEEVENTS_DATA_DIR=Path(tmp), TEMPORAL_PORT=free_port(), TEMPORAL_UI_PORT=free_port(),
-                            NATS_PORT=free_port(), POSTGRES_PORT=free_port(), TEMPORAL_ADDRESS=None, NATS_URL=None,
-                            DATABASE_URL=None, BRIDGE_MAX_BACKOFF_SECONDS=1.0)
+        settings = stack_settings(Path(tmp))
         stack = EmbeddedStack(settings, headless_ui=True)
-        t0 = time.perf_counter()
         stack.start()
-        print(f"stack started in {time.perf_counter() - t0:.1f}s")
         try:
             await upgrade_async(settings.database_owner_url, settings.database_app_role)
             async with worker.service(settings) as svc:
-                await seed_population(svc.registry, 500)
-                stop = asyncio.Event()
-                w = svc.worker(max_concurrent_activities=64)
-                tasks = [asyncio.create_task(w.run()), asyncio.create_task(svc.bridge().run(stop))]
-                born = date.today() - timedelta(days=4)
-                events = [encode_event(make_birth_event(synthetic_birth(
-                    family(i % 500), registration_number=f"BENCH{i:07d}", date_of_birth=born,
-                    sex="male" if i % 2 else "female"))) for i in range(count)]
-                start = time.perf_counter()
-                await publish_raw(settings, events, progress=False)
-                published = time.perf_counter()
-                expected = count * len(BIRTH_STAGES)
-                while True:
-                    async with svc.registry.unit_of_work() as session:
-                        done = int(await session.scalar(select(func.count()).select_from(Notification)) or 0)
-                    if done >= expected:
-                        break
-                    await asyncio.sleep(0.2)
-                elapsed = time.perf_counter() - start
-                async with svc.registry.unit_of_work() as session:
-                    rows = (await session.execute(
-                        select(BirthRegistration.received_at, func.max(Notification.created_at))
-                        .join(Notification, Notification.citizen_person_id == BirthRegistration.child_person_id)
-                        .group_by(BirthRegistration.id))).all()
-                latencies = sorted((last - received).total_seconds() for received, last in rows)
-                stop.set()
-                await w.shutdown()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                await seed_population(svc.registry, SEED_FAMILIES)
+                bench = Bench(settings, stack, svc, births)
+                for kind in CEILING_WORKFLOWS:
+                    bench.results[f"ceiling {kind}"] = await bench.ceiling(kind)
+                    print(f"ceiling ({kind}): {bench.results[f'ceiling {kind}']['per_second']:.1f} wf/s", flush=True)
+                await bench.ours()
+                print(f"ours: {bench.results['ours']['per_second']:.2f} births/s", flush=True)
+                bench.results["processes"] = {}
+                for count in worker_counts:
+                    bench.results["processes"][count] = await bench.processes(count)
+                    print(f"{count} worker process(es): {bench.results['processes'][count]['per_second']:.2f} births/s",
+                          flush=True)
         finally:
             stack.stop()
-    q = statistics.quantiles(latencies, n=20)
-    print(f"births: {count}; published in {published - start:.2f}s")
-    print(f"all {expected} stages notified in {elapsed:.2f}s -> {count / elapsed:.1f} births/s")
-    print(f"latency received -> last notice: p50 {statistics.median(latencies):.2f}s  p95 {q[18]:.2f}s  "
-          f"max {latencies[-1]:.2f}s")
+    load = os.getloadavg()
+    return {"births": births, "cores": os.cpu_count(), "load_at_end": load, "python": platform.python_version(),
+            **bench.results}
+
+
+def table(r: dict[str, Any]) -> str:
+    act, local, ours, paced = r["ceiling activities"], r["ceiling local activities"], r["ours"], r["paced"]
+    rows = [
+        ("births published at once", f"{r['births']}"),
+        ("ours: births/s (whole immediate fan-out)", f"{ours['per_second']:.2f}"),
+        ("ceiling, activities: wf/s", f"{act['per_second']:.2f}"),
+        ("ceiling, local activities: wf/s", f"{local['per_second']:.2f}"),
+        ("ours / activity ceiling", f"{ours['per_second'] / act['per_second']:.2f}"),
+        ("ours / local-activity ceiling", f"{ours['per_second'] / local['per_second']:.2f}"),
+        (f"paced at {paced['rate']:.2f}/s ({paced['births']} births): publish → first notice p50/p95/p99 ms",
+         f"{paced['first_p50_ms']:.0f} / {paced['first_p95_ms']:.0f} / {paced['first_p99_ms']:.0f}"),
+        ("publish → last notice p50/p95/p99 ms",
+         f"{paced['last_p50_ms']:.0f} / {paced['last_p95_ms']:.0f} / {paced['last_p99_ms']:.0f}"),
+        ("history events per birth workflow (ceilings: act / local)",
+         f"{ours['history_events']:.0f} ({act['history_events']:.0f} / {local['history_events']:.0f})"),
+        ("CPU ms per birth: service / Temporal / PostgreSQL",
+         f"{ours['cpu_service_ms']:.0f} / {ours['cpu_temporal_ms']:.0f} / {ours['cpu_postgres_ms']:.0f}"),
+        ("CPU ms per wf, activity ceiling: worker / Temporal",
+         f"{act['cpu_service_ms']:.0f} / {act['cpu_temporal_ms']:.0f}"),
+        ("CPU ms per wf, local ceiling: worker / Temporal",
+         f"{local['cpu_service_ms']:.0f} / {local['cpu_temporal_ms']:.0f}"),
+        ("worker RSS MiB (in-process worker + bridge)", f"{ours['worker_rss_mib']:.0f}"),
+        *((f"births/s with {n} worker process(es) + 1 bridge (RSS MiB each, service CPU ms/birth)",
+           f"{p['per_second']:.2f} ({p['worker_rss_mib']:.0f}, {p['cpu_service_ms']:.0f})")
+          for n, p in r["processes"].items()),
+        ("cores / load average (1, 5, 15 min) at the end",
+         f"{r['cores']} / {', '.join(f'{x:.2f}' for x in r['load_at_end'])}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--births", type=int, default=1000, help="births (and ceiling workflows) per phase")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4], help="worker process counts to try")
+    args = parser.parse_args()
+    results = asyncio.run(run(args.births, args.workers))
+    print(table(results))
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"written to {RESULTS.relative_to(PROJECT_ROOT)}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 200))
+    main()
+    exit_now(0)
