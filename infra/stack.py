@@ -70,6 +70,12 @@ def wait_for_port(port: int, *, timeout: float, what: str, proc: subprocess.Pope
     raise StackError(f"{what} did not open port {port} within {timeout:.0f}s (log: {log})")
 
 
+TEMPORAL_SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=full"]
+"""The dev server's SQLite file in write-ahead-log mode: a commit appends to the log instead of rewriting pages
+through a rollback journal (issue 10 measured +41–61 % births/s). With synchronous=full the log is fsynced at every
+commit, so a committed transaction survives a crash of the process and of the machine, as in the default mode."""
+
+
 class EmbeddedStack(PostgresServer):
     """Starts and stops the embedded servers named by `settings` (skipping those given by URL)."""
 
@@ -139,7 +145,7 @@ class EmbeddedStack(PostgresServer):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [_binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(s.temporal_port),
                 "--db-filename", str(self.data_dir / "temporal.db"), "--namespace", s.temporal_namespace,
-                "--log-level", "warn"]
+                "--log-level", "warn", *TEMPORAL_SQLITE_PRAGMAS]
         if self.headless_ui:
             args.append("--headless")
         else:
