@@ -111,11 +111,14 @@ async def recipients_of(session: AsyncSession, citizen: Person, on: date,
     """Every living parent on record, and the citizen once old enough (or when no parent is on record); for a
     deceased citizen, the parents and the declarant of the death instead."""
     out: list[tuple[uuid.UUID, str]] = []
-    for parent_id, role in ((citizen.mother_id, "mother"), (citizen.father_id, "father"),
-                            (declarant_id, "declarant")):
-        parent = await session.get(Person, parent_id) if parent_id is not None else None
-        if parent is not None and parent.status != "deceased" and parent.id not in {p for p, _ in out}:
-            out.append((parent.id, role))
+    roles = [(pid, role) for pid, role in ((citizen.mother_id, "mother"), (citizen.father_id, "father"),
+                                           (declarant_id, "declarant")) if pid is not None]
+    status = dict((await session.execute(select(Person.id, Person.status)
+                                         .where(Person.id.in_([pid for pid, _ in roles])))).tuples().all()
+                  ) if roles else {}  # one round trip for every parent
+    for parent_id, role in roles:
+        if parent_id in status and status[parent_id] != "deceased" and parent_id not in {p for p, _ in out}:
+            out.append((parent_id, role))
     if citizen.status != "deceased" and (not out or rules.add_months(citizen.date_of_birth, 12 * ADULT_AGE) <= on):
         out.append((citizen.id, "citizen"))
     return out
@@ -161,19 +164,21 @@ class RegistryNotificationAgency:
                            fields="full_name,preferred_language,contacts,parents")
                 context = await build_context(session, citizen)
                 subject, body = self.renderer.render(kind, citizen.preferred_language, context)
-                await session.execute(
+                notice = await session.scalar(
                     insert(Notification)
                     .values(id=uuid.uuid4(), dedupe_key=key, citizen_person_id=citizen.id,
                             recipient_person_id=recipients[0][0] if recipients else None, stage=kind,
                             language=citizen.preferred_language, subject=subject, body=body)
-                    .on_conflict_do_nothing(index_elements=["dedupe_key"]))
-                notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))
+                    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                    .returning(Notification))
+                if notice is None:  # a concurrent attempt wrote it first
+                    notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))
                 assert notice is not None
-            for person_id, role in recipients:
+            if recipients:  # every inbox in one statement
                 await session.execute(
                     insert(InboxMessage)
-                    .values(notification_id=notice.id, recipient_person_id=person_id, recipient_role=role,
-                            channel="app")
+                    .values([{"notification_id": notice.id, "recipient_person_id": person_id,
+                              "recipient_role": role, "channel": "app"} for person_id, role in recipients])
                     .on_conflict_do_nothing(constraint="uq_inbox_messages_notification_recipient"))
         if notice.published_at is None:
             await self.gateway.publish(notice)

@@ -85,7 +85,9 @@ async def test_stage_and_needs_attention_queries_find_exactly_the_waiting_births
 
     history = (await service.client.get_workflow_handle(done_id).fetch_history()).to_json_dict()
     summaries = [payload_texts(e["userMetadata"]["summary"], codec_of(service.client))[0]
-                 for e in history["events"] if "activityTaskScheduledEventAttributes" in e]
+                 for e in history["events"] if "userMetadata" in e and (
+                     "activityTaskScheduledEventAttributes" in e  # steps as activities (before local-agency-steps)
+                     or "markerRecordedEventAttributes" in e)]  # steps as local activities
     notices = [s for s in summaries if "notice to the family" in s]
     assert len(notices) == 6 and len(set(notices)) == 6  # one bar per stage, each saying which
     assert any("health insurance: card for a child under 6" in s for s in summaries)
