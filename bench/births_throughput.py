@@ -32,7 +32,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 import worker
-from bench.ceiling import CEILING_WORKFLOWS, noop_step
+from bench.ceiling import CEILING_TYPE_NAMES, CEILING_WORKFLOWS, noop_step
 from bench.load import SEED_FAMILIES, Batch, notice_times, publish_paced, wait_until_notified
 from bench.measure import CpuMeter, percentile, pid_from_file, rss_mib
 from cli.publishing import publish_raw
@@ -73,7 +73,7 @@ class Bench:
         client: Client = self.svc.client
         ids = [f"{queue}-{i}" for i in range(self.births)]
         for chunk in range(0, len(ids), 200):  # started before the clock: the worker is not polling yet
-            await asyncio.gather(*(client.start_workflow(wf.run, id=i, task_queue=queue)
+            await asyncio.gather(*(client.start_workflow(CEILING_TYPE_NAMES[kind], id=i, task_queue=queue)
                                    for i in ids[chunk:chunk + 200]))
         meter = self.meter([os.getpid()])
         meter.start()

@@ -58,3 +58,5 @@ class BirthShapeLocalActivities:
 
 CEILING_WORKFLOWS: dict[str, type[BirthShapeActivities] | type[BirthShapeLocalActivities]] = {
     "activities": BirthShapeActivities, "local activities": BirthShapeLocalActivities}
+CEILING_TYPE_NAMES = {"activities": "BenchBirthShapeActivities", "local activities": "BenchBirthShapeLocalActivities"}
+"""Workflow type names the benchmark starts them by."""
