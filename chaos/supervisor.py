@@ -38,6 +38,7 @@ from registry.db import Registry, make_engine
 from registry.migrate import upgrade_async
 from registry.models import Notification, ReceivedEvent
 from registry.seed import family, seed_population, synthetic_birth
+from worker import provision_streams
 from workflows.contracts import BIRTH_STAGES
 
 PROGRESS_EVERY_SECONDS = 5.0
@@ -157,6 +158,7 @@ class ChaosRun:
             await seed_population(registry, population)
             self.say(f"stack up in {self.settings.data_dir}; {population} families seeded; starting "
                      f"{self.plan.workers} worker and {self.plan.bridges} bridge processes")
+            await provision_streams(self.settings)  # before publishing, as the service's start-up would
             self.fleet.start()
             refs, events = birth_events(self.plan.births, population)
             published = await publish_raw(self.settings, events, progress=False)

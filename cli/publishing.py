@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 from tqdm import tqdm
 
-from cli.common import EXIT_OK, CliError, cli_nats, print_json, registry_for
+from cli.common import EXIT_OK, EXIT_REFUSED, CliError, cli_nats, print_json, registry_for
 from events.models import encode_event, make_birth_event
 from events.reasons import _echo
 from infra.settings import Settings
@@ -115,6 +115,7 @@ async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool
     the `traceparent` the event already carries), whose context is written into the event as the CloudEvents
     distributed-tracing extension (`traceparent`, `tracestate`: :func:`with_trace_attributes`). Bytes that are not
     a JSON object go out as they are."""
+    from nats.errors import NoRespondersError
     from nats.errors import TimeoutError as NatsTimeoutError
 
     from events.streams import stream_for
@@ -146,6 +147,10 @@ async def publish_raw(settings: Settings, events: list[bytes], *, progress: bool
                 except (TimeoutError, NatsTimeoutError) as exc:
                     why = publishers.refusals[-1] if publishers.refusals else "no acknowledgement from the stream"
                     raise CliError(f"event {event_id}: not published on {subject}: {why}") from exc
+                except NoRespondersError as exc:
+                    raise CliError(f"event {event_id}: not published on {subject}: no stream holds it yet; the "
+                                   "service creates the streams when it starts (`make run`, `python worker.py`)",
+                                   EXIT_REFUSED) from exc
             results.append({"event_id": event_id, "subject": subject, "stream_sequence": ack.seq,
                             "duplicate": bool(ack.duplicate)})
     finally:
