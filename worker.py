@@ -269,28 +269,30 @@ async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool
     port = settings.metrics_port if with_worker else settings.bridge_metrics_port
     tracing = configure_tracing(settings, "lifeevents-bridge" if not with_worker else "lifeevents-worker")
     runtime = temporal_metrics().runtime if port is not None else None
-    async with contextlib.AsyncExitStack() as stack:
-        svc = await stack.enter_async_context(service(settings, runtime=runtime))
-        if port is not None:
-            await stack.enter_async_context(svc.operator_endpoint(port, settings.metrics_host))
-        tasks: dict[str, asyncio.Task[Any]] = {}
-        if with_worker:
-            worker = svc.worker()
-            tasks["worker"] = asyncio.create_task(worker.run())
-        if with_bridge:
-            tasks["bridge"] = asyncio.create_task(svc.bridge().run(stop))
-        log.info("running: worker=%s bridge=%s (task queue %s)", with_worker, with_bridge, settings.task_queue)
-        try:
-            await wait_for_stop_or_death(tasks, stop)
-        finally:
-            stop.set()
-            log.info("stopping: draining in-flight work")
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            svc = await stack.enter_async_context(service(settings, runtime=runtime))
+            if port is not None:
+                await stack.enter_async_context(svc.operator_endpoint(port, settings.metrics_host))
+            tasks: dict[str, asyncio.Task[Any]] = {}
             if with_worker:
-                with contextlib.suppress(Exception):
-                    await worker.shutdown()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-    if tracing is not None:
-        tracing.shutdown()  # flushes the last spans
+                worker = svc.worker()
+                tasks["worker"] = asyncio.create_task(worker.run())
+            if with_bridge:
+                tasks["bridge"] = asyncio.create_task(svc.bridge().run(stop))
+            log.info("running: worker=%s bridge=%s (task queue %s)", with_worker, with_bridge, settings.task_queue)
+            try:
+                await wait_for_stop_or_death(tasks, stop)
+            finally:
+                stop.set()
+                log.info("stopping: draining in-flight work")
+                if with_worker:
+                    with contextlib.suppress(Exception):
+                        await worker.shutdown()
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # flushes the last spans, also when a task died
     log.info("stopped")
 
 
