@@ -21,7 +21,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from cli.common import CliError
 from cli.lifecycle import find_time_skipping_server
@@ -315,12 +315,29 @@ class Births:
                 await handle.terminate(reason="left running by a failed test")
 
 
+STEP_KINDS = ("local", "regular")
+
+
+@pytest.fixture
+def step_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the birth workflow runs its agency steps: "local" (new registrations, LOCAL_STEPS_PATCH) or "regular"
+    (registrations started before the patch; `pytest.mark.parametrize("step_kind", STEP_KINDS, indirect=True)`).
+
+    The regular path is forced by overriding the workflow's one decision point, which takes effect only without
+    the sandbox (the sandbox re-imports the workflow module)."""
+    kind: str = getattr(request, "param", "local")
+    if kind == "regular":
+        monkeypatch.setattr(BirthRegistrationWorkflow, "_uses_local_steps", lambda self: False)
+    return kind
+
+
 @pytest_asyncio.fixture(loop_scope="session")
-async def births(env: WorkflowEnvironment, agencies: FakeAgencies) -> AsyncIterator[Births]:
+async def births(env: WorkflowEnvironment, agencies: FakeAgencies, step_kind: str) -> AsyncIterator[Births]:
     """A worker with the real workflow and the fake agencies, on a task queue of its own."""
     runner = Births(env.client, agencies)
+    unsandboxed = {"workflow_runner": UnsandboxedWorkflowRunner()} if step_kind == "regular" else {}
     async with Worker(env.client, task_queue=runner.task_queue, workflows=[BirthRegistrationWorkflow],
-                      activities=agencies.activities):
+                      activities=agencies.activities, **unsandboxed):  # type: ignore[arg-type]
         try:
             yield runner
         finally:
