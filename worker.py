@@ -183,6 +183,10 @@ class Service:
     """The bridge's: it consumes the event streams and dead-letters with it."""
 
     def worker(self, **options: Any) -> Worker:
+        s = self.settings
+        options = {"max_concurrent_workflow_tasks": s.worker_workflow_tasks,
+                   "max_concurrent_local_activities": s.worker_local_activities,
+                   "max_concurrent_activities": s.worker_activities, **options}
         return Worker(self.client, task_queue=self.settings.task_queue, workflows=WORKFLOWS,
                       activities=build_activities(self.registry, self.js,
                                                   TemporalLifecycles(self.client, self.settings.task_queue),
@@ -222,7 +226,7 @@ class Service:
 
 @contextlib.asynccontextmanager
 async def service(settings: Settings, *, runtime: Runtime | None = None) -> AsyncIterator[Service]:
-    registry = Registry(make_engine(settings.database_url))
+    registry = Registry(make_engine(settings.database_url, pool_size=settings.database_pool_size))
     instrument_engine(registry.engine)
     await provision_streams(settings)
     nc = await connect_nats(settings, NOTIFIER)

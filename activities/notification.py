@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import jinja2
 from opentelemetry.trace import SpanKind
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +44,15 @@ AGENCY = "notification"
 log = logging.getLogger("lifeevents.notification")
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "notices"
 LANGUAGES = ("vi", "en")
+
+
+NOTIFICATION_IDS = uuid.UUID("6d1f0c2e-8a4b-5c3d-9e7f-1a2b3c4d5e6f")
+
+
+def notification_id_for(dedupe_key: str) -> uuid.UUID:
+    """The notice's id, derived from its dedupe key: every attempt to send the same notice announces the same id,
+    so the dispatcher can tell a repeated announcement from a new notice whatever JetStream's window."""
+    return uuid.uuid5(NOTIFICATION_IDS, dedupe_key)
 
 
 class NoticeGateway(Protocol):
@@ -142,7 +151,11 @@ class RegistryNotificationAgency:
                       declarant_id: uuid.UUID | None = None) -> NoticeOutcome:
         """Render the notice `kind` once under `key`, deliver it to every recipient's inbox and announce it.
 
-        A retry finds the row already there and repeats only the idempotent delivery steps.
+        One transaction: the announcement on NATS is published inside it, just before the commit, and the row is
+        stored already marked published. A failed publish rolls everything back (the retry starts afresh); a
+        commit that fails after the publish leaves an announcement the retry makes again under the same
+        notification id (`notification_id_for(key)`), which the dispatcher and JetStream de-duplicate. A retry
+        after the commit finds the row and repeats only the idempotent inbox statement.
         """
         async with self.registry.unit_of_work() as session:
             # FOR SHARE: a death being recorded waits for this send, and a send after it sees the death
@@ -166,12 +179,14 @@ class RegistryNotificationAgency:
                 subject, body = self.renderer.render(kind, citizen.preferred_language, context)
                 notice = await session.scalar(
                     insert(Notification)
-                    .values(id=uuid.uuid4(), dedupe_key=key, citizen_person_id=citizen.id,
+                    .values(id=notification_id_for(key), dedupe_key=key, citizen_person_id=citizen.id,
                             recipient_person_id=recipients[0][0] if recipients else None, stage=kind,
-                            language=citizen.preferred_language, subject=subject, body=body)
+                            language=citizen.preferred_language, subject=subject, body=body,
+                            published_at=datetime.now(UTC))
                     .on_conflict_do_nothing(index_elements=["dedupe_key"])
                     .returning(Notification))
-                if notice is None:  # a concurrent attempt wrote it first
+                if notice is None:  # a concurrent attempt stored (and announced) it first
+                    newly = False
                     notice = await session.scalar(select(Notification).where(Notification.dedupe_key == key))
                 assert notice is not None
             if recipients:  # every inbox in one statement
@@ -180,11 +195,11 @@ class RegistryNotificationAgency:
                     .values([{"notification_id": notice.id, "recipient_person_id": person_id,
                               "recipient_role": role, "channel": "app"} for person_id, role in recipients])
                     .on_conflict_do_nothing(constraint="uq_inbox_messages_notification_recipient"))
-        if notice.published_at is None:
-            await self.gateway.publish(notice)
-            async with self.registry.unit_of_work() as session:
-                await session.execute(update(Notification).where(Notification.id == notice.id)
-                                      .values(published_at=datetime.now(UTC)))
+            if newly:
+                await self.gateway.publish(notice)
+            elif notice.published_at is None:  # stored before notices were announced inside their transaction
+                await self.gateway.publish(notice)
+                notice.published_at = datetime.now(UTC)
         NOTICES.labels("sent" if newly else "resent").inc()
         return NoticeOutcome(notification_id=notice.id, newly_created=newly)
 

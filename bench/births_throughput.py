@@ -100,7 +100,7 @@ class Bench:
         meter = self.meter([os.getpid()])
         meter.start()
         start = time.monotonic()
-        in_process = self.svc.worker(max_concurrent_activities=IN_PROCESS_ACTIVITY_SLOTS)
+        in_process = self.svc.worker()
         tasks = [asyncio.create_task(in_process.run()), asyncio.create_task(self.svc.bridge().run(stop))]
         try:
             done, share = await wait_until_notified(self.svc.registry, full, limit_seconds=60 + self.births * 5)
@@ -110,11 +110,26 @@ class Bench:
                                     "history_events": await self.history_events(full),
                                     "worker_rss_mib": rss_mib([os.getpid()]),
                                     **{f"cpu_{k}_ms": 1000 * v / self.births for k, v in cpu.items()}}
+            await self.settle([os.getpid()])
             await self.paced(rate / 2)
         finally:
             stop.set()
             await in_process.shutdown()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def settle(self, service_pids: list[int], *, busy_share: float = 0.1, limit_seconds: float = 180) -> None:
+        """Wait until the service and the Temporal server are nearly idle (under `busy_share` of a core over a
+        second): the births' hand-overs to their lifecycles still run after their last notice, and a paced birth
+        published into that tail would measure the tail, not its own latency."""
+        deadline = time.monotonic() + limit_seconds
+        while time.monotonic() < deadline:
+            meter = self.meter(service_pids)
+            meter.start()
+            await asyncio.sleep(1.0)
+            cpu = meter.stop()
+            if cpu["service"] < busy_share and cpu["temporal"] < busy_share:
+                return
+        print(f"the stack was still busy after {limit_seconds:.0f}s; measuring latency anyway", flush=True)
 
     async def history_events(self, batch: Batch) -> float:
         """Median events in a birth workflow's history (a few sampled births; they are all alike)."""

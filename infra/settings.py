@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     bridge_max_deliver: int = Field(default=20, ge=1, le=10_000, alias="BRIDGE_MAX_DELIVER")
     """Deliveries of one event that fails to be handled before the bridge dead-letters it with its last error."""
 
+    worker_workflow_tasks: int = Field(default=16, ge=1, le=1000, alias="WORKER_WORKFLOW_TASKS")
+    """Workflow tasks one worker process runs at once. A birth's registry steps run as local activities inside its
+    workflow task, so this is also how many births advance side by side; kept small enough that every task ends
+    well inside its 10 s timeout when the process is short of CPU (a timed-out task runs its steps again)."""
+    worker_local_activities: int = Field(default=20, ge=1, le=1000, alias="WORKER_LOCAL_ACTIVITIES")
+    """Local-activity (registry step) slots: no more than the database pool can serve at once."""
+    worker_activities: int = Field(default=20, ge=1, le=1000, alias="WORKER_ACTIVITIES")
+    """Regular-activity slots (death, move, correction, lifecycle and school-plan steps)."""
+    database_pool_size: int = Field(default=10, ge=1, le=500, alias="DATABASE_POOL_SIZE")
+    """Connections each process keeps open to PostgreSQL (up to as many again under bursts)."""
+
     school_plan_cron: str = Field(default="0 2 1 * *", alias="SCHOOL_PLAN_CRON")
     """When the Temporal Schedule `school-capacity-plan` runs (jurisdiction time; applied when it is created)."""
 

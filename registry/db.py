@@ -9,9 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 
 def make_engine(database_url: str, *, pool_size: int = 10, connect_timeout: float | None = None) -> AsyncEngine:
-    """`connect_timeout`: seconds to wait for a new connection (asyncpg's default is 60; the CLI waits less)."""
+    """`connect_timeout`: seconds to wait for a new connection (asyncpg's default is 60; the CLI waits less).
+
+    No pre-ping: it cost three round trips (BEGIN, `SELECT 1`, ROLLBACK) at every checkout. A connection that
+    died while pooled (PostgreSQL restarted) fails its first statement instead; SQLAlchemy then discards it and
+    every connection pooled before it, and the step fails and is retried on a fresh connection (an agency step by
+    Temporal, an event by the bridge's redelivery). Every step is one idempotent transaction, so the retry repeats
+    nothing that took effect."""
     connect_args = {"timeout": connect_timeout} if connect_timeout else {}
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True,
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=10, pool_pre_ping=False,
                                connect_args=connect_args)
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 class FlakyGateway:
-    """Fails its first publish (as if NATS dropped the connection after the outbox commit), then publishes."""
+    """Fails its first publish (as if NATS dropped the connection), then publishes."""
 
     def __init__(self, real: NatsNoticeGateway) -> None:
         self.real = real
@@ -46,7 +46,7 @@ async def test_retried_notice_is_stored_delivered_and_published_once(service: An
     first = await agency.notify_family(notice)   # the activity's retry
     second = await agency.notify_family(notice)  # a further retry after success
     assert first.notification_id == second.notification_id and second.newly_created is False
-    assert gateway.attempts == 2  # published once the outbox row existed; not again once marked published
+    assert gateway.attempts == 2  # the failed publish stored nothing; not published again once stored
 
     async with service.registry.unit_of_work() as session:
         assert await session.scalar(select(func.count()).select_from(Notification)
@@ -65,6 +65,43 @@ async def test_retried_notice_is_stored_delivered_and_published_once(service: An
     info = await admin_js.stream_info(service.settings.notify_stream, subjects_filter=f"notify.inbox.{child.id}")
     assert info.state.subjects == {f"notify.inbox.{child.id}": 1}
     await sub.unsubscribe()
+
+
+class PublishThenCrash:
+    """Publishes, then fails before the transaction commits (as if the worker died between the two)."""
+
+    def __init__(self, real: NatsNoticeGateway) -> None:
+        self.real = real
+        self.announced: list[uuid.UUID] = []
+
+    async def publish(self, notice: Notification) -> None:
+        await self.real.publish(notice)
+        self.announced.append(notice.id)
+        if len(self.announced) == 1:
+            raise ConnectionError("worker lost before the commit (scripted)")
+
+
+async def test_announcement_repeated_after_a_lost_commit_carries_the_same_notification_id(
+        service: Any, admin_js: Any) -> None:
+    async with service.registry.unit_of_work() as session:
+        child = Person(id=uuid.uuid4(), full_name="Lê Văn Cường", sex="male", date_of_birth=date(2026, 11, 2),
+                       preferred_language="vi")
+        session.add(child)
+    gateway = PublishThenCrash(NatsNoticeGateway(service.js))
+    agency = RegistryNotificationAgency(service.registry, gateway)
+    notice = NoticeInput(child_person_id=child.id, workflow_id=f"birth-TEST{child.id.hex[:8]}",
+                         stage=Stage.BIRTH_RECORDED)
+
+    with pytest.raises(ConnectionError):
+        await agency.notify_family(notice)
+    async with service.registry.unit_of_work() as session:  # the lost commit left no row
+        assert await session.scalar(select(func.count()).select_from(Notification)
+                                    .where(Notification.citizen_person_id == child.id)) == 0
+    outcome = await agency.notify_family(notice)  # the activity's retry announces again, under the same id
+    assert gateway.announced == [outcome.notification_id, outcome.notification_id]
+    async with service.registry.unit_of_work() as session:
+        stored = await session.get(Notification, outcome.notification_id)
+    assert stored is not None and stored.published_at is not None
 
 
 async def test_every_stream_forgets(service: Any, admin_js: Any) -> None:
