@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import uuid
 from datetime import date, timedelta
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
@@ -37,10 +39,18 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
     )
 
+T = TypeVar("T", bound=BaseModel)
+
 STEP_TIMEOUT = timedelta(seconds=60)
 STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                          maximum_interval=timedelta(minutes=10))
 """A lifecycle step retries until the agency answers: a reminder a few hours late beats a lost one."""
+
+LOCAL_STEPS_PATCH = "lifecycle-local-steps"
+"""Runs started since run their registry steps as local activities (short transactions in the worker: no task
+queue round trip, one history event per step); runs recorded before replay them as activities."""
+LOCAL_RETRY_THRESHOLD = STEP_RETRY.initial_interval
+"""A local step's first quick retry waits in the worker; every longer backoff is a durable workflow timer."""
 
 MAX_RUN = timedelta(days=365 * 8)
 """A run never spans more than this (the time-skipping test server caps a run at 10 virtual years)."""
@@ -56,12 +66,15 @@ class CitizenLifecycleWorkflow:
         self._past: list[TimelineEntry] = []
         self._reports: list[uuid.UUID] = []
         self._seen_reports: set[uuid.UUID] = set()
+        self._local_steps = False
+        """Decided once at the start of `run` (LOCAL_STEPS_PATCH)."""
         self._died = False
         self._agenda_stale = False
 
     @workflow.run
     async def run(self, inp: LifecycleInput) -> None:
         wf_id = workflow.info().workflow_id
+        self._local_steps = workflow.patched(LOCAL_STEPS_PATCH)
         self._past = list(inp.past)
         for report in inp.pending_reports:
             self._on_report(report)
@@ -103,33 +116,43 @@ class CitizenLifecycleWorkflow:
                                               timeout=max(wake - now, timedelta(0)))
 
     async def _load(self, inp: LifecycleInput, wf_id: str, started_on: date | None = None) -> Agenda:
-        agenda: Agenda = await workflow.execute_activity(
-            "load_agenda", AgendaRequest(person_id=inp.person_id, workflow_id=wf_id,
-                                         as_of=inp.started_on or started_on, now=workflow.now()),
-            result_type=Agenda, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY)
+        agenda = await self._step("load_agenda", AgendaRequest(person_id=inp.person_id, workflow_id=wf_id,
+                                                                as_of=inp.started_on or started_on,
+                                                                now=workflow.now()), Agenda)
         self._agenda = agenda
         self._died = self._died or agenda.deceased
         return agenda
 
     async def _act(self, item: AgendaItem, wf_id: str, inp: LifecycleInput) -> None:
-        outcome: ActionOutcome = await workflow.execute_activity(
-            "act_on_agenda_item", AgendaAction(person_id=inp.person_id, workflow_id=wf_id, item=item),
-            result_type=ActionOutcome, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
-            summary=item.summary)
+        outcome = await self._step("act_on_agenda_item",
+                                   AgendaAction(person_id=inp.person_id, workflow_id=wf_id, item=item),
+                                   ActionOutcome, summary=item.summary)
         self._past.append(TimelineEntry(on=item.on, key=item.key, kind=item.kind, summary=item.summary,
                                         state="done" if outcome.done else "skipped", detail=outcome.detail))
 
     async def _apply_reports(self, inp: LifecycleInput, wf_id: str) -> None:
         while self._reports:
             report = self._reports[0]
-            outcome: ActionOutcome = await workflow.execute_activity(
-                "apply_dose_report", DoseApplication(person_id=inp.person_id, workflow_id=wf_id, report_id=report),
-                result_type=ActionOutcome, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY)
+            outcome = await self._step("apply_dose_report",
+                                       DoseApplication(person_id=inp.person_id, workflow_id=wf_id, report_id=report),
+                                       ActionOutcome)
             self._reports.pop(0)
             today = self._agenda.today if self._agenda else workflow.now().date()
             self._past.append(TimelineEntry(on=today, key=f"dose-report/{report}", kind="dose_reported",
                                             summary="dose reported by the health station",
                                             state="done" if outcome.done else "skipped", detail=outcome.detail))
+
+    async def _step(self, name: str, arg: BaseModel, result_type: type[T], *, summary: str | None = None) -> T:
+        result: Any
+        if self._local_steps:
+            result = await workflow.execute_local_activity(
+                name, arg, result_type=result_type, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+                local_retry_threshold=LOCAL_RETRY_THRESHOLD, summary=summary)
+        else:
+            result = await workflow.execute_activity(
+                name, arg, result_type=result_type, start_to_close_timeout=STEP_TIMEOUT, retry_policy=STEP_RETRY,
+                summary=summary)
+        return result  # type: ignore[no-any-return]
 
     def _on_report(self, report: uuid.UUID) -> None:
         if report not in self._seen_reports:

@@ -48,7 +48,7 @@ from .conftest import (
 
 COMMITTED_HISTORIES = ("birth_happy_path", "birth_needs_attention", "birth_lifecycle_handover",
                        "lifecycle_dose_reported", "death_registration", "move_workflow", "correction_workflow",
-                       "school_plan", "birth_local_steps")
+                       "school_plan", "birth_local_steps", "lifecycle_local_steps")
 
 STAGE_ACTIVITY = {
     Stage.BIRTH_RECORDED: "record_birth",

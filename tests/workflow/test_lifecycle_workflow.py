@@ -140,7 +140,11 @@ async def test_dose_reported_late_replans_and_escalates_once(env: WorkflowEnviro
     replanned = rules.add_months(given_on, 1)
     assert any(e.key == f"dose-reminder/{replanned}" and "DPT_VGB_HIB 2" in e.summary for e in timeline), \
         "the re-planned dose gets its own reminder"
-    save_history_if_requested("lifecycle_dose_reported", history)
+    # new runs take their steps as local activities: markers, no activity tasks (LOCAL_STEPS_PATCH)
+    assert not any(e.HasField("activity_task_scheduled_event_attributes") for e in history.events)
+    assert sum(e.HasField("marker_recorded_event_attributes") for e in history.events) > 10
+    save_history_if_requested("lifecycle_dose_reported", history)  # recorded before the local steps
+    save_history_if_requested("lifecycle_local_steps", history)
 
 
 async def test_late_registration_tells_overdue_doses_at_once_and_only_the_future(
