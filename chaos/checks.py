@@ -162,14 +162,17 @@ async def workflow_checks(client: Client, births: Sequence[BirthRef]) -> list[Ch
 
 
 async def work_sharing_check(client: Client, births: Sequence[BirthRef], least: int) -> Check:
-    """Which worker processes (Temporal identities, `pid@host`) ran the activities of these births."""
+    """Which worker processes (Temporal identities, `pid@host`) ran the steps of these births: a regular activity
+    names its worker when it starts; local steps run in the worker that completes the workflow task holding them."""
     identities: set[str] = set()
     for birth in births:
         async for event in client.get_workflow_handle(birth.workflow_id).fetch_history_events():
             if event.HasField("activity_task_started_event_attributes"):
                 identities.add(event.activity_task_started_event_attributes.identity)
+            elif event.HasField("workflow_task_completed_event_attributes"):
+                identities.add(event.workflow_task_completed_event_attributes.identity)
     return Check("work shared by several worker processes", len(identities) >= least,
-                 f"activities of {len(births)} births ran in {len(identities)} worker processes")
+                 f"steps of {len(births)} births ran in {len(identities)} worker processes")
 
 
 async def stream_checks(settings: Settings, js: JetStreamContext, registry: Registry,

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         StageState,
         StepDone,
+        SupplyHousehold,
     )
 
 T = TypeVar("T", bound=BaseModel)
@@ -85,10 +86,6 @@ NOTICE_SUMMARIES: dict[Stage, str] = {
     Stage.VACCINATION_PLANNED: "vaccination plan",
     Stage.SCHOOL_FORECAST_ADDED: "counted into school planning",
 }
-
-
-class SupplyHousehold(BaseModel):
-    household_id: uuid.UUID
 
 
 @workflow.defn

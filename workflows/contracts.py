@@ -219,3 +219,10 @@ class DeathStepDone(_Ref):
 class DeathOutcome(_Ref):
     person_id: uuid.UUID
     steps: dict[str, str]
+
+
+class SupplyHousehold(BaseModel):
+    """An operator's `supply_household` update: the household the child is to be registered in. (Defined here, a
+    module the sandbox passes through, so a new workflow run does not build the model class again.)"""
+
+    household_id: uuid.UUID
