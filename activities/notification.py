@@ -123,7 +123,7 @@ async def recipients_of(session: AsyncSession, citizen: Person, on: date,
     roles = [(pid, role) for pid, role in ((citizen.mother_id, "mother"), (citizen.father_id, "father"),
                                            (declarant_id, "declarant")) if pid is not None]
     status = dict((await session.execute(select(Person.id, Person.status)
-                                         .where(Person.id.in_([pid for pid, _ in roles])))).tuples().all()
+                                         .where(Person.id.in_([pid for pid, _ in roles])))).all()
                   ) if roles else {}  # one round trip for every parent
     for parent_id, role in roles:
         if parent_id in status and status[parent_id] != "deceased" and parent_id not in {p for p, _ in out}:
