@@ -63,9 +63,13 @@ def log_access(session: AsyncSession, *, citizen: uuid.UUID | None, agency: str,
 
 @event.listens_for(Session, "before_commit")
 def _write_access_ledger(session: Session) -> None:
+    """The ledger entries go last: each takes the ledger's advisory lock (held to the commit), so the step's own
+    changes are flushed first. A step that took the ledger lock and then waited for a row another step holds
+    while that one waits for the ledger lock would deadlock (a residence update against a notice's FOR SHARE)."""
     pending = session.info.pop(_PENDING_ACCESS, None)
     if not pending:
         return
+    session.flush()
     connection = session.connection()
     written: list[str] = session.info.setdefault(_WRITTEN_ACCESS, [])
     for row in pending:  # one statement per entry: each takes its place in the chain

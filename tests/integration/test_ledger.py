@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from activities.health import RegistryHealthAgency
@@ -19,6 +19,7 @@ from infra.settings import Settings
 from registry.models import DataAccess
 from registry.seed import family
 from starter import publish_raw
+from tests.helpers import eventually
 from tests.integration.test_birth_end_to_end import birth_event, child_of, wait_all_stages
 from workflows.client import birth_workflow_id
 from workflows.contracts import ChildRef
@@ -150,3 +151,50 @@ async def test_reading_the_dead_letter_queue_is_logged(settings: Settings, servi
     assert await cmd_dlq(settings, argparse.Namespace(json=True)) == 0
     capsys.readouterr()
     assert await dlq_reads() == before + 1
+
+
+async def test_a_step_updating_a_person_and_a_notice_holding_it_do_not_deadlock_on_the_ledger(
+        service: Any) -> None:
+    """A notice holds the child's row FOR SHARE; a residence step updates that row; both write the ledger at their
+    commit. The ledger entries go after the step's own changes, so the update waits for the notice, never the
+    notice for a ledger lock the waiting update holds (PostgreSQL would abort one with "deadlock detected")."""
+    import asyncio
+    import uuid
+    from datetime import date
+
+    from activities.common import log_access
+    from registry.models import Person
+
+    child_id = uuid.uuid4()
+    async with service.registry.unit_of_work() as session:
+        session.add(Person(id=child_id, full_name="Phạm Minh Khoa", sex="male", date_of_birth=date(2026, 11, 3)))
+    share_taken, update_sent = asyncio.Event(), asyncio.Event()
+
+    async def waiting_on_a_lock() -> int:
+        async with service.registry.unit_of_work() as session:
+            return int(await session.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database()")) or 0)
+
+    async def notice() -> None:
+        async with service.registry.unit_of_work() as session:
+            await session.get(Person, child_id, with_for_update={"read": True})
+            log_access(session, citizen=child_id, agency="notification", purpose="deadlock test: notice",
+                       workflow_id=f"deadlock-{child_id}", fields="full_name")
+            share_taken.set()
+            await update_sent.wait()
+            await eventually(waiting_on_a_lock, lambda n: n > 0, what="the residence step waiting on a lock")
+
+    async def residence() -> None:
+        await share_taken.wait()
+        async with service.registry.unit_of_work() as session:
+            child = await session.get(Person, child_id)
+            assert child is not None
+            child.preferred_language = "en"
+            log_access(session, citizen=child_id, agency="residence", purpose="deadlock test: residence",
+                       workflow_id=f"deadlock-{child_id}", fields="household")
+            update_sent.set()
+
+    await asyncio.wait_for(asyncio.gather(notice(), residence()), timeout=30)
+    entries = await _entries(service, f"deadlock-{child_id}")
+    assert sorted(e.agency for e in entries) == ["notification", "residence"]
