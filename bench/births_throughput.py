@@ -277,6 +277,10 @@ def table(r: dict[str, Any]) -> str:
            f"{p['per_second']:.2f} ({p['worker_rss_mib']:.0f}, {p['cpu_service_ms']:.0f})"
            + ("" if p["completed_share"] == 1 else f"; {p['completed_share']:.0%} done at the time limit"))
           for n, p in r["processes"].items()),
+        ("targets: ≥ 0.6 × local ceiling / ≥ 1.0 × activity ceiling / first-notice p99 ≤ 500 ms / ≤ 40 events",
+         " / ".join("met" if ok else "NOT met" for ok in (
+             ours["per_second"] >= 0.6 * local["per_second"], ours["per_second"] >= act["per_second"],
+             paced["first_p99_ms"] <= 500, ours["history_events"] <= 40))),
         ("cores / load average (1, 5, 15 min) at the end",
          f"{r['cores']} / {', '.join(f'{x:.2f}' for x in r['load_at_end'])}"),
     ]
