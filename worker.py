@@ -44,6 +44,7 @@ from events.birth_corrected import BirthCorrectedHandler
 from events.birth_registered import BirthHandler
 from events.bridge import EventBridge
 from events.death_registered import DeathHandler
+from events.notice_dispatch import NoticeDispatcher
 from events.poison import connect_tolerant
 from events.residence_changed import ResidenceChangedHandler
 from events.streams import ensure_streams
@@ -51,7 +52,7 @@ from events.vaccination_administered import VaccinationHandler
 from infra.codec import data_converter
 from infra.health import OperatorEndpoint, database_check, nats_check, temporal_check
 from infra.metrics import temporal_metrics
-from infra.nats_identities import ADMIN, BRIDGE, NOTIFIER, connect_options
+from infra.nats_identities import ADMIN, BRIDGE, DISPATCHER, NOTIFIER, connect_options
 from infra.process import exit_now
 from infra.redaction import install_redaction
 from infra.schedules import ensure_school_plan_schedule
@@ -181,6 +182,8 @@ class Service:
     client: Client
     bridge_js: JetStreamContext
     """The bridge's: it consumes the event streams and dead-letters with it."""
+    dispatch_js: JetStreamContext
+    """The notice dispatcher's: it consumes the notices announced on NOTIFY."""
 
     def worker(self, **options: Any) -> Worker:
         s = self.settings
@@ -192,6 +195,10 @@ class Service:
                                                   TemporalLifecycles(self.client, self.settings.task_queue),
                                                   data_dir=self.settings.data_dir),
                       **options)
+
+    def notice_dispatcher(self) -> NoticeDispatcher:
+        """Pushes each announced notice to its recipients once (the built-in channel: the app inbox)."""
+        return NoticeDispatcher(self.dispatch_js, self.registry, self.settings)
 
     def bridge(self) -> EventBridge:
         """One handler per event type; each port's built-in implementation is chosen here."""
@@ -231,14 +238,16 @@ async def service(settings: Settings, *, runtime: Runtime | None = None) -> Asyn
     await provision_streams(settings)
     nc = await connect_nats(settings, NOTIFIER)
     bridge_nc = await connect_nats(settings, BRIDGE)
+    dispatch_nc = await connect_nats(settings, DISPATCHER)
     js = nc.jetstream()
     try:
         client = await connect_temporal(settings, runtime)
         await ensure_registered(client, settings.temporal_namespace)
         if await ensure_school_plan_schedule(client, settings):
             log.info("created the Temporal Schedule school-capacity-plan (%s)", settings.school_plan_cron)
-        yield Service(settings, registry, nc, js, client, bridge_nc.jetstream())
+        yield Service(settings, registry, nc, js, client, bridge_nc.jetstream(), dispatch_nc.jetstream())
     finally:
+        await dispatch_nc.drain()
         await bridge_nc.drain()
         await nc.drain()
         await registry.close()
@@ -284,6 +293,7 @@ async def run(settings: Settings, *, with_bridge: bool = True, with_worker: bool
                 tasks["worker"] = asyncio.create_task(worker.run())
             if with_bridge:
                 tasks["bridge"] = asyncio.create_task(svc.bridge().run(stop))
+                tasks["notice dispatcher"] = asyncio.create_task(svc.notice_dispatcher().run(stop))
             log.info("running: worker=%s bridge=%s (task queue %s)", with_worker, with_bridge, settings.task_queue)
             try:
                 await wait_for_stop_or_death(tasks, stop)

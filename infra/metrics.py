@@ -37,6 +37,9 @@ STEP_DURATION = Histogram("lifeevents_stage_duration_seconds", "One attempt of a
                           ["step", "outcome"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 NOTICES = Counter("lifeevents_notices", "Notices to families by outcome: sent (new), resent (a retry found it), "
                   "withheld (the citizen's death is recorded)", ["outcome"])
+NOTICE_DISPATCHES = Counter("lifeevents_notice_dispatches",
+                            "Notice announcements the dispatcher took, by outcome: pushed (first time), "
+                            "repeat (pushed before: not again), retried, dead-lettered", ["outcome"])
 LEDGER_WRITES = Counter("lifeevents_ledger_writes", "Data-access ledger entries committed", ["agency"])
 
 OTHER_EVENT_TYPE = "other"

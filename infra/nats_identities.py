@@ -6,6 +6,8 @@
   dead letters on `dlq.>`;
 - `notifier`, the agencies' activities (`worker.py`): publishes `notify.>` (notices, health-station tasks,
   department notices);
+- `dispatcher`, the notice dispatcher (`worker.py`, with the bridge): pulls and acks on its durable consumer on
+  NOTIFY, publishes unreadable announcements on `dlq.notify.>`;
 - `operator`, the operator CLI (`dlq`): reads the CIVIL_DLQ stream;
 - `admin`, stream provisioning at the service's start-up: the JetStream API.
 
@@ -27,7 +29,7 @@ from typing import Any
 import rules
 from rules.producers import producer_identity, producer_kinds
 
-ADMIN, BRIDGE, NOTIFIER, OPERATOR = "admin", "bridge", "notifier", "operator"
+ADMIN, BRIDGE, DISPATCHER, NOTIFIER, OPERATOR = "admin", "bridge", "dispatcher", "notifier", "operator"
 SEED_SUFFIX, CREDS_SUFFIX = ".nk", ".creds"
 
 
@@ -50,18 +52,23 @@ class Identity:
                 "subscribe": {"allow": [f"{self.inbox_prefix}.>", *self.subscribe]}}
 
 
-def service_identities(civil_stream: str, health_stream: str, dlq_stream: str) -> list[Identity]:
-    bridge_api: list[str] = []
-    for stream in (civil_stream, health_stream):  # its durable pull consumers on the two event streams
-        bridge_api += [f"$JS.API.STREAM.INFO.{stream}",
-                       f"$JS.API.CONSUMER.INFO.{stream}.*",
-                       f"$JS.API.CONSUMER.CREATE.{stream}.>",
-                       f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.*",
-                       f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
-                       f"$JS.ACK.{stream}.>"]
+def _pull_consumer_api(stream: str) -> list[str]:
+    """What a durable pull consumer's owner needs on `stream`: create or update it, fetch, acknowledge."""
+    return [f"$JS.API.STREAM.INFO.{stream}",
+            f"$JS.API.CONSUMER.INFO.{stream}.*",
+            f"$JS.API.CONSUMER.CREATE.{stream}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.*",
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
+            f"$JS.ACK.{stream}.>"]
+
+
+def service_identities(civil_stream: str, health_stream: str, dlq_stream: str,
+                       notify_stream: str = "NOTIFY") -> list[Identity]:
+    bridge_api = [*_pull_consumer_api(civil_stream), *_pull_consumer_api(health_stream)]
     return [
         Identity(ADMIN, ("$JS.API.>",)),
         Identity(BRIDGE, (*bridge_api, "dlq.>")),
+        Identity(DISPATCHER, (*_pull_consumer_api(notify_stream), "dlq.notify.>")),
         Identity(NOTIFIER, ("notify.>",)),
         Identity(OPERATOR, (f"$JS.API.STREAM.INFO.{dlq_stream}", f"$JS.API.STREAM.MSG.GET.{dlq_stream}",
                             f"$JS.API.DIRECT.GET.{dlq_stream}")),
@@ -75,7 +82,8 @@ def producer_identities() -> list[Identity]:
 
 
 def all_identities(settings: Any) -> list[Identity]:
-    return [*service_identities(settings.civil_stream, settings.health_stream, settings.dlq_stream),
+    return [*service_identities(settings.civil_stream, settings.health_stream, settings.dlq_stream,
+                                settings.notify_stream),
             *producer_identities()]
 
 

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     bridge_health_durable: str = Field(default="health-events", alias="BRIDGE_HEALTH_DURABLE")
     bridge_concurrency: int = Field(default=8, ge=1, le=256, alias="BRIDGE_CONCURRENCY")
     bridge_max_backoff_seconds: float = Field(default=30.0, alias="BRIDGE_MAX_BACKOFF_SECONDS")
+    notice_dispatch_durable: str = Field(default="notice-dispatch", alias="NOTICE_DISPATCH_DURABLE")
+    """The notice dispatcher's durable pull consumer on the NOTIFY stream (`notify.inbox.>`)."""
     bridge_max_deliver: int = Field(default=20, ge=1, le=10_000, alias="BRIDGE_MAX_DELIVER")
     """Deliveries of one event that fails to be handled before the bridge dead-letters it with its last error."""
 

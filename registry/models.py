@@ -264,6 +264,20 @@ class InboxMessage(Base):
     channel: Mapped[str] = mapped_column(String(10), default="app", server_default="app")
     delivered_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
     read_at: Mapped[datetime | None] = mapped_column(_now())
+    pushed_at: Mapped[datetime | None] = mapped_column(_now())
+    """When the citizen's app was told of this message (events/notice_dispatch.py); NULL: not yet."""
+
+
+class NoticeDispatch(Base):
+    """A notice pushed to its recipients' apps, once per notification id whatever JetStream's duplicate window:
+    a repeated announcement of the same notice only counts in `repeats_seen`."""
+
+    __tablename__ = "notice_dispatches"
+    notification_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notifications.id"), primary_key=True)
+    stream_sequence: Mapped[int] = mapped_column(BigInteger)
+    recipients: Mapped[int] = mapped_column(Integer)
+    repeats_seen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dispatched_at: Mapped[datetime] = mapped_column(_now(), server_default=func.now())
 
 
 class VaccinationReport(Base):

@@ -87,8 +87,8 @@ def span_recorder() -> RecordingSpans:
 
 @pytest.fixture(scope="session")
 async def service(settings: Settings, stack: EmbeddedStack, span_recorder: RecordingSpans) -> AsyncIterator[object]:
-    """Migrated and seeded registry, with the real worker and bridge running for the whole session (its Temporal
-    client records the SDK's metrics; spans go to `span_recorder`)."""
+    """Migrated and seeded registry, with the real worker, bridge and notice dispatcher running for the whole
+    session (its Temporal client records the SDK's metrics; spans go to `span_recorder`)."""
     import worker
 
     await upgrade_async(settings.database_owner_url, settings.database_app_role)
@@ -97,7 +97,8 @@ async def service(settings: Settings, stack: EmbeddedStack, span_recorder: Recor
         stop = asyncio.Event()
         temporal_worker = svc.worker()
         bridge = svc.bridge()
-        tasks = [asyncio.create_task(temporal_worker.run()), asyncio.create_task(bridge.run(stop))]
+        tasks = [asyncio.create_task(temporal_worker.run()), asyncio.create_task(bridge.run(stop)),
+                 asyncio.create_task(svc.notice_dispatcher().run(stop))]
         svc.bridge_instance = bridge  # type: ignore[attr-defined]
         try:
             yield svc

@@ -12,7 +12,7 @@ from nats.errors import NoServersError
 
 import worker
 from events.models import encode_event, make_birth_event
-from infra.nats_identities import BRIDGE, NOTIFIER
+from infra.nats_identities import BRIDGE, DISPATCHER, NOTIFIER
 from infra.settings import Settings
 from registry.seed import first_family_in, synthetic_birth
 from rules.producers import producer_identity, producer_source
@@ -68,7 +68,7 @@ async def test_an_office_publishes_on_its_own_province(settings: Settings, servi
     await wait_all_stages(service, [reg])
 
 
-@pytest.mark.parametrize("identity", [BRIDGE, NOTIFIER, producer_identity("health", "079")])
+@pytest.mark.parametrize("identity", [BRIDGE, NOTIFIER, DISPATCHER, producer_identity("health", "079")])
 async def test_services_and_health_stations_cannot_publish_births(settings: Settings, service: Any,
                                                                   admin_js: Any, identity: str) -> None:
     before = await last_sequence(admin_js, settings.civil_stream)
