@@ -12,6 +12,7 @@ nothing is lost. At most `concurrency` messages are in flight across both stream
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -25,7 +26,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from events.content_modes import ATTRIBUTE_HEADER_PREFIX, message_document
 from events.envelope import CloudEvent, InvalidEvent, _echo, _reason, envelope_reasons
-from events.poison import consumer_config, fitted_copy, gave_up_reason, sync_consumer, unreadable_reason
+from events.poison import (
+    consumer_config,
+    consumer_gone,
+    fitted_copy,
+    gave_up_reason,
+    subscribe_durable,
+    unreadable_reason,
+)
 from events.streams import CIVIL_SUBJECTS, DLQ_PREFIX, HEALTH_SUBJECTS
 from infra import metrics
 from infra.settings import Settings
@@ -98,26 +106,30 @@ class EventBridge:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        subs = []
+        subs: dict[Consumer, Any] = {}
         try:
             for c in consumers(s):
-                await sync_consumer(self.js, c.stream, consumer_config(s, c.durable, c.subjects))
-                subs.append(await self.js.pull_subscribe_bind(c.durable, stream=c.stream))
+                subs[c] = await subscribe_durable(self.js, c.stream, consumer_config(s, c.durable, c.subjects))
             log.info("bridge consuming %s (concurrency %d, event types: %s)",
                      ", ".join(f"{c.stream} as {c.durable}" for c in consumers(s)), s.bridge_concurrency,
                      ", ".join(sorted(self.handlers)))
             # Each consumer may hold all slots but one while it waits for messages, so no stream is starved.
             most = max(1, s.bridge_concurrency - (len(subs) - 1))
-            await asyncio.gather(*(self._consume(sub, stop, most) for sub in subs))
+            await asyncio.gather(*(self._consume(c, subs, stop, most) for c in subs))
         finally:
             if self._in_flight:
                 log.info("draining %d in-flight event(s)", len(self._in_flight))
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
-            for sub in subs:
-                await sub.unsubscribe()
+            for sub in subs.values():
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
 
-    async def _consume(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event, most: int) -> None:
+    async def _consume(self, c: Consumer, subs: dict[Consumer, Any], stop: asyncio.Event, most: int) -> None:
+        """Fetch and hand out messages of one consumer until `stop`. A consumer deleted under the bridge (by an
+        operator, or lost by the server) is created again and consumption goes on; when that fails (its stream
+        is gone too) the error ends the bridge, and `worker.py` exits non-zero for its supervisor."""
         while not stop.is_set():
+            sub = subs[c]
             try:
                 async with asyncio.timeout(FETCH_TIMEOUT):
                     await self._slots.acquire()
@@ -134,7 +146,14 @@ class EventBridge:
                 pass
             except Exception as exc:  # connection trouble: the client reconnects by itself
                 log.warning("fetch failed (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(FETCH_TIMEOUT)
+                if await consumer_gone(self.js, c.stream, c.durable):
+                    log.warning("consumer %s on %s no longer exists: creating it again", c.durable, c.stream)
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+                    subs[c] = await subscribe_durable(self.js, c.stream,
+                                                      consumer_config(self.settings, c.durable, c.subjects))
+                else:
+                    await asyncio.sleep(FETCH_TIMEOUT)
             finally:
                 for _ in range(taken - len(msgs)):
                     self._slots.release()

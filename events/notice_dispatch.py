@@ -17,6 +17,7 @@ delay and dead-lettered after `BRIDGE_MAX_DELIVER` deliveries. Every message end
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -30,7 +31,7 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from events.poison import consumer_config, fitted_copy, sync_consumer
+from events.poison import consumer_config, consumer_gone, fitted_copy, subscribe_durable
 from events.streams import DLQ_PREFIX, NOTIFY_PREFIX
 from infra.metrics import NOTICE_DISPATCHES
 from infra.settings import Settings
@@ -100,9 +101,8 @@ class NoticeDispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        await sync_consumer(self.js, s.notify_stream,
-                            consumer_config(s, s.notice_dispatch_durable, INBOX_SUBJECTS))
-        sub = await self.js.pull_subscribe_bind(s.notice_dispatch_durable, stream=s.notify_stream)
+        config = consumer_config(s, s.notice_dispatch_durable, INBOX_SUBJECTS)
+        sub = await subscribe_durable(self.js, s.notify_stream, config)
         log.info("notice dispatcher consuming %s as %s", s.notify_stream, s.notice_dispatch_durable)
         try:
             while not stop.is_set():
@@ -112,12 +112,19 @@ class NoticeDispatcher:
                     continue
                 except Exception as exc:  # connection trouble: the client reconnects by itself
                     log.warning("fetch failed (%s); retrying", type(exc).__name__)
-                    await asyncio.sleep(FETCH_TIMEOUT)
+                    if await consumer_gone(self.js, s.notify_stream, s.notice_dispatch_durable):
+                        log.warning("consumer %s no longer exists: creating it again", s.notice_dispatch_durable)
+                        with contextlib.suppress(Exception):
+                            await sub.unsubscribe()
+                        sub = await subscribe_durable(self.js, s.notify_stream, config)  # fails if NOTIFY is gone
+                    else:
+                        await asyncio.sleep(FETCH_TIMEOUT)
                     continue
                 for msg in msgs:
                     await self.handle(msg)
         finally:
-            await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def handle(self, msg: Msg) -> str:
         """One announcement, which always ends acked, nak'ed or dead-lettered; returns the outcome."""

@@ -81,6 +81,25 @@ async def sync_consumer(js: JetStreamContext, stream: str, config: ConsumerConfi
         await js.add_consumer(stream, config)  # the server updates the editable fields of an existing durable
 
 
+async def subscribe_durable(js: JetStreamContext, stream: str, config: ConsumerConfig) -> Any:
+    """Create or update the durable pull consumer (`sync_consumer`) and bind a pull subscription to it."""
+    await sync_consumer(js, stream, config)
+    return await js.pull_subscribe_bind(config.durable_name or "", stream=stream)
+
+
+async def consumer_gone(js: JetStreamContext, stream: str, durable: str) -> bool:
+    """Whether the server says the durable consumer (or its stream) no longer exists: fetching from it then fails
+    for good (503, no responders), so its owner must create it again. Any other answer, or none (the server is
+    unreachable): not known to be gone, keep retrying."""
+    try:
+        await js.consumer_info(stream, durable)
+    except NotFoundError:
+        return True
+    except Exception:  # noqa: BLE001 - cannot tell now; the fetch loop retries
+        return False
+    return False
+
+
 class TolerantClient(Client):
     """A NATS client whose read loop survives a message with a subject or headers that are not UTF-8 (nats-py
     decodes them strictly in `_process_msg`; the exception ends its read loop and the connection goes silent).
