@@ -45,6 +45,19 @@ def registry_for(settings: Settings) -> Registry:
     return Registry(make_engine(settings.database_url, pool_size=5, connect_timeout=CONNECT_TIMEOUT))
 
 
+async def log_unmatched_read(settings: Settings, *, fields: str, purpose: str) -> None:
+    """Record an operator's read of raw events never matched to a citizen (the dead letters: they may hold anyone's
+    personal data): a ledger entry with no citizen, naming what was read and why."""
+    from activities.common import log_access
+
+    registry = registry_for(settings)
+    try:
+        async with registry.unit_of_work() as session:
+            log_access(session, citizen=None, agency=READER, workflow_id=None, fields=fields, purpose=purpose)
+    finally:
+        await registry.close()
+
+
 async def cli_nats(settings: Settings, identity: str, errors: list[str] | None = None, **options: Any) -> Any:
     """A NATS connection for a CLI command: one attempt within the time-out, no reconnecting, and the client's
     own error reports collected (into `errors`, e.g. a server's refusal) instead of printed."""

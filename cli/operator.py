@@ -14,6 +14,7 @@ from cli.common import (
     CliError,
     cli_nats,
     cli_temporal,
+    log_unmatched_read,
     print_json,
     registry_for,
     require_id_number,
@@ -161,17 +162,9 @@ async def cmd_inbox(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def log_dlq_read(settings: Settings, count: int) -> None:
-    """Reading dead letters is an access: the raw events may hold anyone's personal data, but they were never
-    matched to a citizen, so the ledger entry has no citizen (reader, the raw fields, how many were shown)."""
-    from activities.common import log_access
-
-    registry = registry_for(settings)
-    try:
-        async with registry.unit_of_work() as session:
-            log_access(session, citizen=None, agency=READER, workflow_id=None, fields="dead-letter events (raw)",
-                       purpose=f"read the dead-letter queue ({count} events)")
-    finally:
-        await registry.close()
+    """Reading dead letters is an access (reader, the raw fields, how many were shown)."""
+    await log_unmatched_read(settings, fields="dead-letter events (raw)",
+                             purpose=f"read the dead-letter queue ({count} events)")
 
 
 async def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:

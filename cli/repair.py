@@ -15,12 +15,11 @@ from cli.common import (
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_REFUSED,
-    READER,
     CliError,
     cli_nats,
     cli_temporal,
+    log_unmatched_read,
     print_json,
-    registry_for,
 )
 from infra.settings import Settings
 
@@ -101,15 +100,7 @@ async def replay_dead_letter(settings: Settings, sequence: int, fixed: Path | No
 
 
 async def log_replay(settings: Settings, sequence: int) -> None:
-    from activities.common import log_access
-
-    registry = registry_for(settings)
-    try:
-        async with registry.unit_of_work() as session:
-            log_access(session, citizen=None, agency=READER, workflow_id=None, fields="dead-letter event (raw)",
-                       purpose=f"replay dead letter #{sequence}")
-    finally:
-        await registry.close()
+    await log_unmatched_read(settings, fields="dead-letter event (raw)", purpose=f"replay dead letter #{sequence}")
 
 
 async def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:

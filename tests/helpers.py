@@ -99,3 +99,16 @@ def save_history_if_requested(name: str, history: WorkflowHistory) -> None:
         return
     HISTORIES.mkdir(exist_ok=True)
     path.write_text(history.to_json() + "\n", encoding="utf-8")
+
+
+async def read_until(proc: asyncio.subprocess.Process, marker: str, lines: list[str]) -> None:
+    """Collect the process's output lines into `lines` until one holds `marker`; fail with the output so far if the
+    process ends first (wrap in `asyncio.wait_for` for a deadline)."""
+    assert proc.stdout is not None
+    while True:
+        line = (await proc.stdout.readline()).decode()
+        if not line:
+            raise AssertionError(f"the process exited before '{marker}':\n{''.join(lines)}")
+        lines.append(line)
+        if marker in line:
+            return

@@ -24,7 +24,7 @@ from infra.settings import PROJECT_ROOT, Settings
 from infra.stack import EmbeddedStack, free_port
 from registry.seed import family
 from starter import publish_raw
-from tests.helpers import eventually
+from tests.helpers import eventually, read_until
 from tests.integration.test_birth_end_to_end import birth_event, wait_all_stages
 from workflows.client import birth_workflow_id
 
@@ -109,15 +109,8 @@ async def test_the_service_runs_on_servers_it_did_not_start_given_only_by_url_an
                                                 stderr=asyncio.subprocess.STDOUT)
     output: list[str] = []
 
-    async def read_until(marker: str) -> None:
-        assert proc.stdout is not None
-        while marker not in (line := (await proc.stdout.readline()).decode()):
-            if not line:
-                raise AssertionError(f"worker exited before '{marker}':\n{''.join(output)}")
-            output.append(line)
-
     try:
-        await asyncio.wait_for(read_until("bridge consuming"), timeout=90)
+        await asyncio.wait_for(read_until(proc, "bridge consuming", output), timeout=90)
         assert set(SEARCH_ATTRIBUTE_TYPES) <= set(await custom_attributes(service.client, namespace))
         reg, raw = birth_event(77)
         await publish_raw(nats_owner, [raw], progress=False)

@@ -20,7 +20,7 @@ from infra.settings import PROJECT_ROOT, Settings
 from infra.stack import EmbeddedStack, free_port
 from registry.models import BirthRegistration
 from starter import publish_raw
-from tests.helpers import eventually
+from tests.helpers import eventually, read_until
 from tests.integration.test_birth_end_to_end import birth_event
 
 pytestmark = pytest.mark.integration
@@ -40,20 +40,12 @@ async def test_bridge_recreates_a_deleted_consumer_and_exits_1_when_its_stream_i
                                                 stderr=asyncio.subprocess.STDOUT)
     output: list[str] = []
 
-    async def read_until(marker: str) -> None:
-        assert proc.stdout is not None
-        while marker not in (line := (await proc.stdout.readline()).decode()):
-            if not line:
-                raise AssertionError(f"bridge exited before '{marker}':\n{''.join(output)}")
-            output.append(line)
-        output.append(line)
-
     admin = await worker.connect_nats(own, ADMIN)
     js = admin.jetstream()
     try:
-        await asyncio.wait_for(read_until("bridge consuming"), timeout=60)
+        await asyncio.wait_for(read_until(proc, "bridge consuming", output), timeout=60)
         assert await js.delete_consumer(own.civil_stream, own.bridge_civil_durable)
-        await asyncio.wait_for(read_until("no longer exists: creating it again"), timeout=30)
+        await asyncio.wait_for(read_until(proc, "no longer exists: creating it again", output), timeout=30)
         reg, raw = birth_event(province="079")
         await publish_raw(own, [raw], progress=False)
 

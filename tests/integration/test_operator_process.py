@@ -18,7 +18,7 @@ from infra.metrics import OTHER_EVENT_TYPE
 from infra.settings import PROJECT_ROOT, Settings
 from infra.stack import EmbeddedStack, free_port
 from starter import publish_raw
-from tests.helpers import eventually
+from tests.helpers import eventually, read_until
 
 pytestmark = pytest.mark.integration
 DEAD_LETTERED = f'lifeevents_events_dead_lettered_total{{type="{OTHER_EVENT_TYPE}"}} 1.0'
@@ -40,15 +40,8 @@ async def test_bridge_process_serves_metrics_readiness_and_traces(settings: Sett
                                                 stderr=asyncio.subprocess.STDOUT)
     output: list[str] = []
 
-    async def read_until(marker: str) -> None:
-        assert proc.stdout is not None
-        while marker not in (line := (await proc.stdout.readline()).decode()):
-            if not line:
-                raise AssertionError(f"bridge exited before '{marker}':\n{''.join(output)}")
-            output.append(line)
-
     try:
-        await asyncio.wait_for(read_until("bridge consuming"), timeout=60)
+        await asyncio.wait_for(read_until(proc, "bridge consuming", output), timeout=60)
         status, body = await http_get("127.0.0.1", port, "/readyz")
         assert status == 200, body
         unknown = {"specversion": "1.0", "id": "op-1", "source": "/test/operator", "type": "vn.gov.civil.unknown",
@@ -62,7 +55,7 @@ async def test_bridge_process_serves_metrics_readiness_and_traces(settings: Sett
 
         await eventually(metrics, lambda text: DEAD_LETTERED in text, within=30, what="the dead letter counted")
         proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(read_until("lifeevents.worker: stopped"), timeout=60)
+        await asyncio.wait_for(read_until(proc, "lifeevents.worker: stopped", output), timeout=60)
         assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
     finally:
         if proc.returncode is None:

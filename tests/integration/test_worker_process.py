@@ -12,6 +12,7 @@ import pytest
 
 from infra.settings import PROJECT_ROOT, Settings
 from infra.stack import EmbeddedStack, free_port
+from tests.helpers import read_until
 
 pytestmark = pytest.mark.integration
 
@@ -40,16 +41,7 @@ async def _run_and_terminate(settings: Settings, nats_only: Settings) -> None:
     assert proc.stdout is not None
     lines: list[str] = []
 
-    async def read_until(marker: str) -> None:
-        while True:
-            line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
-            if not line:
-                raise AssertionError(f"worker exited before '{marker}':\n{''.join(lines)}")
-            lines.append(line)
-            if marker in line:
-                return
-
-    await asyncio.wait_for(read_until("bridge consuming"), timeout=60)
+    await asyncio.wait_for(read_until(proc, "bridge consuming", lines), timeout=60)
     proc.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(read_until("lifeevents.worker: stopped"), timeout=60)
+    await asyncio.wait_for(read_until(proc, "lifeevents.worker: stopped", lines), timeout=60)
     assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
