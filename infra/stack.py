@@ -162,19 +162,25 @@ class EmbeddedStack(PostgresServer):
     # ---- NATS --------------------------------------------------------------------------------------------
     def start_nats(self) -> None:
         s = self.settings
-        if not s.embedded_nats or self._running_pid("nats"):
+        if not s.embedded_nats:
             return
-        self.check_ports([PortSpec("NATS", s.nats_port, "NATS_PORT")])
         store = self.data_dir / "nats"
-        store.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "nats.conf"
         # sync_interval always: fsync every write, so an acknowledged event survives a crash. Every client
         # authenticates with its own nkey and may do only what its identity allows (infra/nats_identities.py).
-        conf.write_text(
-            f'listen: "127.0.0.1:{s.nats_port}"\n'
-            f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: always\n}}\n'
-            + authorization_block(s.nats_credentials_dir, all_identities(s))
-        )
+        wanted = (f'listen: "127.0.0.1:{s.nats_port}"\n'
+                  f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: always\n}}\n'
+                  + authorization_block(s.nats_credentials_dir, all_identities(s)))
+        running = self._running_pid("nats")
+        if running:
+            if not conf.exists() or conf.read_text() != wanted:  # e.g. an identity added since it started
+                conf.write_text(wanted)
+                conf.chmod(0o600)
+                os.kill(running, signal.SIGHUP)  # the server reloads its authorization without a restart
+            return
+        self.check_ports([PortSpec("NATS", s.nats_port, "NATS_PORT")])
+        store.mkdir(parents=True, exist_ok=True)
+        conf.write_text(wanted)
         conf.chmod(0o600)
         proc = self._spawn("nats", [_binary("nats-server"), "-c", str(conf)])
         wait_for_port(s.nats_port, timeout=30, what="NATS server", proc=proc, log=self.log_dir / "nats.log")
