@@ -26,10 +26,13 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from events.content_modes import ATTRIBUTE_HEADER_PREFIX, message_document
 from events.envelope import CloudEvent, InvalidEvent, _echo, _reason, envelope_reasons
-from events.poison import (
+from events.poison import (  # noqa: F401 - the header names: where readers of dead letters look for them
+    ORIGINAL_SEQUENCE_HEADER,
+    ORIGINAL_SUBJECT_HEADER,
+    REASON_HEADER,
     consumer_config,
     consumer_gone,
-    fitted_copy,
+    dead_letter,
     gave_up_reason,
     subscribe_durable,
     unreadable_reason,
@@ -42,9 +45,6 @@ from rules.producers import producer_source, source_province
 
 log = logging.getLogger("lifeevents.bridge")
 
-REASON_HEADER = "Dead-Letter-Reason"
-ORIGINAL_SUBJECT_HEADER = "Original-Subject"
-ORIGINAL_SEQUENCE_HEADER = "Original-Stream-Sequence"
 FETCH_TIMEOUT = 0.5
 
 
@@ -255,34 +255,14 @@ class EventBridge:
         return handler, event, payload
 
     async def _dead_letter(self, msg: Msg, invalid: InvalidEvent) -> str:
-        meta = msg.metadata
-        seq = meta.sequence.stream if meta and meta.sequence else 0
-        stream = meta.stream if meta and meta.stream else "unknown"
-        headers = {
-            **_event_headers(msg.headers),
-            REASON_HEADER: str(invalid)[:4000],
-            ORIGINAL_SUBJECT_HEADER: msg.subject,
-            ORIGINAL_SEQUENCE_HEADER: str(seq),
-            "Nats-Msg-Id": f"dlq-{stream}-{seq}",
-        }
-        data, headers = fitted_copy(msg.data, headers, self._max_payload())
-        try:
-            await self.js.publish(_dead_letter_subject(msg.subject), data, headers=headers,
-                                  stream=self.settings.dlq_stream)
-        except Exception as exc:
-            log.warning("dead-letter publish failed (%s); event kept for redelivery", type(exc).__name__)
-            await msg.nak(delay=backoff_seconds(meta.num_delivered or 1, self.settings.bridge_max_backoff_seconds))
-            self.retried += 1
-            return "retried"
-        log.warning("dead-lettered %s seq %d on %s: %s", stream, seq, _dead_letter_subject(msg.subject), invalid)
-        await msg.term()
-        self.dead_lettered += 1
-        return "dead-lettered"
-
-
-    def _max_payload(self) -> int:
-        nc = getattr(self.js, "_nc", None)
-        return int(getattr(nc, "max_payload", 0) or 1024 * 1024)
+        deliveries = (msg.metadata.num_delivered if msg.metadata else None) or 1
+        if await dead_letter(self.js, msg, str(invalid), subject=_dead_letter_subject(msg.subject),
+                             dlq_stream=self.settings.dlq_stream, extra_headers=_event_headers(msg.headers),
+                             retry_delay=backoff_seconds(deliveries, self.settings.bridge_max_backoff_seconds)):
+            self.dead_lettered += 1
+            return "dead-lettered"
+        self.retried += 1
+        return "retried"
 
 
 def _dead_letter_subject(subject: str) -> str:

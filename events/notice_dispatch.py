@@ -31,7 +31,7 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from events.poison import consumer_config, consumer_gone, fitted_copy, subscribe_durable
+from events.poison import consumer_config, consumer_gone, dead_letter, subscribe_durable
 from events.streams import DLQ_PREFIX, NOTIFY_PREFIX
 from infra.metrics import NOTICE_DISPATCHES
 from infra.settings import Settings
@@ -43,7 +43,6 @@ log = logging.getLogger("lifeevents.notice_dispatch")
 INBOX_SUBJECTS = f"{NOTIFY_PREFIX}.inbox.>"
 FETCH_BATCH = 16
 FETCH_TIMEOUT = 0.5
-REASON_HEADER = "Dead-Letter-Reason"
 
 
 class UnreadableAnnouncement(ValueError):
@@ -169,20 +168,7 @@ class NoticeDispatcher:
         return "pushed"
 
     async def _dead_letter(self, msg: Msg, reason: str) -> str:
-        meta = msg.metadata
-        seq = meta.sequence.stream if meta and meta.sequence else 0
-        headers = {REASON_HEADER: reason[:4000], "Original-Subject": msg.subject,
-                   "Original-Stream-Sequence": str(seq), "Nats-Msg-Id": f"dlq-{self.settings.notify_stream}-{seq}"}
-        nc = getattr(self.js, "_nc", None)
-        data, headers = fitted_copy(msg.data, headers, int(getattr(nc, "max_payload", 0) or 1024 * 1024))
-        try:
-            await self.js.publish(f"{DLQ_PREFIX}.{msg.subject}", data, headers=headers,
-                                  stream=self.settings.dlq_stream)
-        except Exception as exc:  # noqa: BLE001 - keep it for a later delivery rather than lose it
-            log.warning("dead-letter publish failed (%s); announcement kept for redelivery", type(exc).__name__)
-            await msg.nak(delay=self.settings.bridge_max_backoff_seconds)
-            return "retried"
-        log.warning("dead-lettered NOTIFY seq %d: %s", seq, reason)
-        await msg.term()
-        return "dead-lettered"
-
+        stored = await dead_letter(self.js, msg, reason, subject=f"{DLQ_PREFIX}.{msg.subject}",
+                                   dlq_stream=self.settings.dlq_stream,
+                                   retry_delay=self.settings.bridge_max_backoff_seconds)
+        return "dead-lettered" if stored else "retried"

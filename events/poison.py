@@ -5,9 +5,11 @@ consumers follow the settings, and a NATS client that does not die on a subject 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -79,6 +81,34 @@ async def sync_consumer(js: JetStreamContext, stream: str, config: ConsumerConfi
     if changed:
         log.info("updating consumer %s on %s: %s", durable, stream, ", ".join(changed))
         await js.add_consumer(stream, config)  # the server updates the editable fields of an existing durable
+
+
+REASON_HEADER = "Dead-Letter-Reason"
+ORIGINAL_SUBJECT_HEADER = "Original-Subject"
+ORIGINAL_SEQUENCE_HEADER = "Original-Stream-Sequence"
+
+
+async def dead_letter(js: JetStreamContext, msg: Msg, reason: str, *, subject: str, dlq_stream: str,
+                      retry_delay: float, extra_headers: Mapping[str, str] | None = None) -> bool:
+    """Copy a message that cannot be handled to the dead-letter stream on `subject`, with its reason and where it
+    came from (cut to fit the server's max payload: `fitted_copy`), then `term` it: True. When the copy cannot be
+    stored, the message is nak'ed to come back after `retry_delay` instead (nothing is lost): False."""
+    meta = msg.metadata
+    seq = meta.sequence.stream if meta and meta.sequence else 0
+    stream = meta.stream if meta and meta.stream else "unknown"
+    headers = {**(extra_headers or {}), REASON_HEADER: reason[:4000], ORIGINAL_SUBJECT_HEADER: msg.subject,
+               ORIGINAL_SEQUENCE_HEADER: str(seq), "Nats-Msg-Id": f"dlq-{stream}-{seq}"}
+    nc = getattr(js, "_nc", None)
+    data, headers = fitted_copy(msg.data, headers, int(getattr(nc, "max_payload", 0) or 1024 * 1024))
+    try:
+        await js.publish(subject, data, headers=headers, stream=dlq_stream)
+    except Exception as exc:  # noqa: BLE001 - keep the message for a later delivery rather than lose it
+        log.warning("dead-letter publish failed (%s); message kept for redelivery", type(exc).__name__)
+        await msg.nak(delay=retry_delay)
+        return False
+    log.warning("dead-lettered %s seq %d on %s: %s", stream, seq, subject, reason)
+    await msg.term()
+    return True
 
 
 async def subscribe_durable(js: JetStreamContext, stream: str, config: ConsumerConfig) -> Any:
