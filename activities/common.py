@@ -8,9 +8,9 @@ import typing
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import event, select
+from sqlalchemy import Table, bindparam, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -33,13 +33,15 @@ async def require_child(session: AsyncSession, person_id: uuid.UUID) -> Person:
     return child
 
 
+_REGISTERED_AT = select(BirthRegistration.registered_at).where(BirthRegistration.child_person_id == bindparam("person"))
+
+
 async def registered_on(session: AsyncSession, person_id: uuid.UUID) -> date:
     """The local date the citizen's birth was registered: every agency decides from the age on that day.
 
     A citizen registered before this system (no registration row) is treated as registered today.
     """
-    at = await session.scalar(select(BirthRegistration.registered_at)
-                              .where(BirthRegistration.child_person_id == person_id))
+    at = await session.scalar(_REGISTERED_AT, {"person": person_id})
     return rules.local_date(at if at is not None else datetime.now(UTC))
 
 
@@ -61,6 +63,11 @@ def log_access(session: AsyncSession, *, citizen: uuid.UUID | None, agency: str,
                     "fields": fields})
 
 
+_INSERT_LEDGER_ENTRY = pg_insert(cast(Table, DataAccess.__table__)).on_conflict_do_nothing(
+    index_elements=["workflow_id", "agency", "purpose", "citizen_person_id"],
+    index_where=DataAccess.workflow_id.is_not(None))
+
+
 @event.listens_for(Session, "before_commit")
 def _write_access_ledger(session: Session) -> None:
     """The ledger entries go last: each takes the ledger's advisory lock (held to the commit), so the step's own
@@ -73,9 +80,7 @@ def _write_access_ledger(session: Session) -> None:
     connection = session.connection()
     written: list[str] = session.info.setdefault(_WRITTEN_ACCESS, [])
     for row in pending:  # one statement per entry: each takes its place in the chain
-        result = connection.execute(pg_insert(DataAccess).values(**row).on_conflict_do_nothing(
-            index_elements=["workflow_id", "agency", "purpose", "citizen_person_id"],
-            index_where=DataAccess.workflow_id.is_not(None)))
+        result = connection.execute(_INSERT_LEDGER_ENTRY, row)
         if result.rowcount:
             written.append(row["agency"])
 

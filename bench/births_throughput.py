@@ -79,6 +79,7 @@ class Bench:
         meter.start()
         start = time.monotonic()
         async with Worker(client, task_queue=queue, workflows=[wf], activities=[noop_step],
+                          workflow_runner=worker.WORKFLOW_RUNNER,
                           max_concurrent_activities=IN_PROCESS_ACTIVITY_SLOTS):
             query = f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"
             while True:
@@ -93,7 +94,7 @@ class Bench:
                 **{f"cpu_{k}_ms": 1000 * v / self.births for k, v in cpu.items()}}
 
     # ---- 2. ours at full load, 3. paced ------------------------------------------------------------------
-    async def ours(self) -> None:
+    async def ours(self, *, paced: bool = True) -> None:
         full = Batch("BA", self.births)
         await publish_raw(self.settings, full.events(), progress=False)
         stop = asyncio.Event()
@@ -110,8 +111,9 @@ class Bench:
                                     "history_events": await self.history_events(full),
                                     "worker_rss_mib": rss_mib([os.getpid()]),
                                     **{f"cpu_{k}_ms": 1000 * v / self.births for k, v in cpu.items()}}
-            await self.settle([os.getpid()])
-            await self.paced(rate / 2)
+            if paced:
+                await self.settle([os.getpid()])
+                await self.paced(rate / 2)
         finally:
             stop.set()
             await in_process.shutdown()
@@ -216,7 +218,11 @@ class _process:
         self.file.close()
 
 
-async def run(births: int, worker_counts: list[int]) -> dict[str, Any]:
+PHASES = ("activities", "local", "ours", "paced", "processes")
+"""What a run measures, in this order; `--phases` picks some (e.g. `local ours` while tuning)."""
+
+
+async def run(births: int, worker_counts: list[int], phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lifeevents-bench-") as tmp:
         settings = stack_settings(Path(tmp))
         stack = EmbeddedStack(settings, headless_ui=True)
@@ -227,13 +233,16 @@ async def run(births: int, worker_counts: list[int]) -> dict[str, Any]:
                 await seed_population(svc.registry, SEED_FAMILIES)
                 bench = Bench(settings, stack, svc, births)
                 for kind in CEILING_WORKFLOWS:
+                    if ("local" if kind == "local activities" else kind) not in phases:
+                        continue
                     bench.results[f"ceiling {kind}"] = await bench.ceiling(kind)
                     print(f"ceiling ({kind}): {bench.results[f'ceiling {kind}']['per_second']:.1f} wf/s", flush=True)
-                await bench.ours()
-                print(f"ours: {bench.results['ours']['per_second']:.2f} births/s", flush=True)
                 bench.results["processes"] = {}
+                if "ours" in phases:
+                    await bench.ours(paced="paced" in phases)
+                    print(f"ours: {bench.results['ours']['per_second']:.2f} births/s", flush=True)
                 save(bench.results)
-                for count in worker_counts:
+                for count in worker_counts if "processes" in phases and "ours" in phases else ():
                     bench.results["processes"][count] = await bench.processes(count)
                     save(bench.results)
                     print(f"{count} worker process(es): {bench.results['processes'][count]['per_second']:.2f} births/s",
@@ -292,9 +301,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--births", type=int, default=1000, help="births (and ceiling workflows) per phase")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2, 4], help="worker process counts to try")
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES),
+                        help="measure only these (the table needs all; a partial run prints its figures as JSON)")
     args = parser.parse_args()
-    results = asyncio.run(run(args.births, args.workers))
-    print(table(results))
+    results = asyncio.run(run(args.births, args.workers, tuple(args.phases)))
+    if set(args.phases) == set(PHASES):
+        print(table(results))
+    else:
+        print(json.dumps(results, indent=2, default=str))
     save(results)
     print(f"written to {RESULTS.relative_to(PROJECT_ROOT)}")
 

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         StageState,
         StepDone,
         SupplyHousehold,
+        with_notice,
     )
 
 T = TypeVar("T", bound=BaseModel)
@@ -63,6 +64,10 @@ STAGE_PROGRESS_PATCH = "stage-search-attribute"
 LOCAL_STEPS_PATCH = "local-agency-steps"
 """Registrations started since run their agency steps as local activities (short registry transactions: no
 task-queue round trip and three history events fewer per step); histories recorded before replay as activities."""
+STAGE_NOTICE_PATCH = "stage-steps-with-notice"
+"""Registrations started since run each stage's step and the family's notice about it as one local activity (one
+transaction, one activation and one marker per stage instead of two); histories recorded before replay with the
+notice as a step of its own. Only with local steps."""
 LOCAL_RETRY_THRESHOLD = AGENCY_RETRY.initial_interval
 """A local step's first quick retry waits in the worker; every longer backoff is a durable workflow timer, so the
 retry budget (`AGENCY_RETRY`) and the wait for an operator after it are the same as for a regular activity."""
@@ -102,27 +107,30 @@ class BirthRegistrationWorkflow:
         """The value of the `Stage` search attribute as last upserted."""
         self._local_steps = False
         """Decided once at the start of `run` (LOCAL_STEPS_PATCH)."""
+        self._notice_in_step = False
+        """Decided once at the start of `run` (STAGE_NOTICE_PATCH): a stage's notice goes with its step."""
 
     @workflow.run
     async def run(self, case: BirthCase) -> BirthOutcome:
         wf_id = workflow.info().workflow_id
         self._local_steps = self._uses_local_steps()
+        self._notice_in_step = self._local_steps and workflow.patched(STAGE_NOTICE_PATCH)
         workflow.upsert_search_attributes([LIFE_EVENT.value_set("birth"),
                                            PROVINCE_CODE.value_set(case.province_code),
                                            NEEDS_ATTENTION.value_set(False)])
 
         recorded = await self._stage(Stage.BIRTH_RECORDED, lambda: self._call(
             "record_birth", RecordBirthInput(registration_number=case.registration_number, workflow_id=wf_id),
-            RecordedBirth))
+            RecordedBirth, with_its_notice=True))
         child = self._child = recorded.child_person_id
         ref = ChildRef(child_person_id=child, workflow_id=wf_id)
-        await self._notify(ref, Stage.BIRTH_RECORDED)
+        await self._notify_unless_sent(ref, Stage.BIRTH_RECORDED)
 
         await self._stage(Stage.PERSONAL_ID_ASSIGNED, lambda: self._call(
             "assign_personal_id",
             AssignIdInput(child_person_id=child, workflow_id=wf_id, registration_number=case.registration_number,
-                          province_code=case.province_code), IdAssigned))
-        await self._notify(ref, Stage.PERSONAL_ID_ASSIGNED)
+                          province_code=case.province_code), IdAssigned, with_its_notice=True))
+        await self._notify_unless_sent(ref, Stage.PERSONAL_ID_ASSIGNED)
 
         await asyncio.gather(
             self._residence_then_school(ref),
@@ -139,8 +147,13 @@ class BirthRegistrationWorkflow:
 
     # ---- stages ------------------------------------------------------------------------------------------
     async def _residence_then_school(self, ref: ChildRef) -> None:
+        notice_sent = False
+
         async def register() -> ResidenceOutcome:
-            outcome = await self._call("register_residence", ResidenceInput(**ref.model_dump()), ResidenceOutcome)
+            nonlocal notice_sent
+            outcome = await self._call("register_residence", ResidenceInput(**ref.model_dump()), ResidenceOutcome,
+                                       with_its_notice=True)
+            notice_sent = self._notice_in_step and outcome.registered
             if not outcome.registered:
                 reason = outcome.attention_reason or "residence-needs-a-decision"
                 self._set(Stage.RESIDENCE_REGISTERED, "needs_attention", detail=reason)
@@ -152,13 +165,15 @@ class BirthRegistrationWorkflow:
             return outcome
 
         await self._stage(Stage.RESIDENCE_REGISTERED, register)
-        await self._notify(ref, Stage.RESIDENCE_REGISTERED)
+        if not notice_sent:  # the household an operator supplied, or a history from before STAGE_NOTICE_PATCH
+            await self._notify(ref, Stage.RESIDENCE_REGISTERED)
         await self._simple_stage(ref, Stage.SCHOOL_FORECAST_ADDED, "add_to_school_forecast")
 
     async def _simple_stage(self, ref: ChildRef, stage: Stage, activity_name: str) -> None:
-        done = await self._stage(stage, lambda: self._call(activity_name, ref, StepDone, stage=stage))
+        done = await self._stage(stage, lambda: self._call(activity_name, ref, StepDone, stage=stage,
+                                                           with_its_notice=True))
         if done.applicable:
-            await self._notify(ref, stage)
+            await self._notify_unless_sent(ref, stage)
         else:  # nothing was issued (e.g. the child is too old for it): say why, and tell the family nothing false
             self._set(stage, "not_applicable", detail=done.basis)
 
@@ -176,17 +191,27 @@ class BirthRegistrationWorkflow:
         self._set(stage, "done", detail=getattr(result, "basis", None))
         return result
 
+    async def _notify_unless_sent(self, ref: ChildRef, stage: Stage) -> None:
+        if not self._notice_in_step:
+            await self._notify(ref, stage)
+
     async def _notify(self, ref: ChildRef, stage: Stage) -> NoticeOutcome:
         return await self._call("notify_family", NoticeInput(**ref.model_dump(), stage=stage), NoticeOutcome,
                                 stage=stage, summary=f"notice to the family: {NOTICE_SUMMARIES[stage]}")
 
     async def _call(self, activity_name: str, arg: BaseModel, result_type: type[T], *, stage: Stage | None = None,
-                    wait_on_failure: bool = True, summary: str | None = None) -> T:
-        """Run an agency step; when its retries are spent, wait for an operator instead of failing."""
+                    wait_on_failure: bool = True, summary: str | None = None, with_its_notice: bool = False) -> T:
+        """Run an agency step; when its retries are spent, wait for an operator instead of failing.
+
+        `with_its_notice`: the step's stage is notified in the same activity (STAGE_NOTICE_PATCH), when the
+        step says it happened; a failure is still reported under the step's own name."""
+        summary = summary or STEP_SUMMARIES.get(activity_name)
+        run_as = activity_name
+        if with_its_notice and self._notice_in_step:
+            run_as, summary = with_notice(activity_name), f"{summary}; then the notice to the family"
         while True:
             try:
-                return await self._execute(activity_name, arg, result_type,
-                                           summary or STEP_SUMMARIES.get(activity_name))
+                return await self._execute(run_as, arg, result_type, summary)
             except (ActivityError, ApplicationError) as err:
                 # A local step whose last attempt followed a timer backoff fails with the agency's error itself,
                 # not wrapped in an ActivityError (temporalio 1.35); both mean the retry budget is spent.

@@ -95,6 +95,38 @@ class NoticeOutcome(_Ref):
     newly_created: bool
 
 
+STAGE_STEPS: dict[str, Stage] = {
+    "record_birth": Stage.BIRTH_RECORDED,
+    "assign_personal_id": Stage.PERSONAL_ID_ASSIGNED,
+    "register_residence": Stage.RESIDENCE_REGISTERED,
+    "issue_child_health_card": Stage.HEALTH_INSURANCE_ISSUED,
+    "plan_vaccinations": Stage.VACCINATION_PLANNED,
+    "add_to_school_forecast": Stage.SCHOOL_FORECAST_ADDED,
+}
+"""The birth's agency steps, each completing a stage the family is told about."""
+
+
+def with_notice(step: str) -> str:
+    """The activity that runs `step` and the family's notice about its stage in one transaction."""
+    return f"{step}_and_notify"
+
+
+def notice_after(stage: Stage, inp: RecordBirthInput | ChildRef, result: BaseModel) -> NoticeInput | None:
+    """The notice a stage's step calls for, given what the step returned; None when nothing happened that the
+    family should hear of (no household found yet, or the step does not apply to this child)."""
+    if isinstance(result, ResidenceOutcome) and not result.registered:
+        return None
+    if isinstance(result, StepDone) and not result.applicable:
+        return None
+    if isinstance(result, RecordedBirth):
+        child = result.child_person_id
+    elif isinstance(inp, ChildRef):
+        child = inp.child_person_id
+    else:
+        raise TypeError(f"no child to notify about after {type(result).__name__}")
+    return NoticeInput(child_person_id=child, workflow_id=inp.workflow_id, stage=stage)
+
+
 class StageState(_Ref):
     stage: Stage
     state: str  # pending | running | done | needs_attention | not_applicable

@@ -29,7 +29,7 @@ from tests.integration.test_cli import cli
 from tests.integration.test_moves_and_corrections import correction_of
 from workflows.birth import BirthRegistrationWorkflow
 from workflows.client import TemporalBirthStarter, birth_workflow_id
-from workflows.contracts import ChildRef, StepDone
+from workflows.contracts import ChildRef, StepDone, with_notice
 
 pytestmark = pytest.mark.integration
 
@@ -138,18 +138,21 @@ async def worker_with_a_broken_agency(service: Any, task_queue: str, broken: dic
     activities = worker.build_activities(service.registry, service.js,
                                          worker.TemporalLifecycles(service.client, task_queue),
                                          data_dir=service.settings.data_dir)
-    real = next(a for a in activities if a.__name__ == "add_to_school_forecast")
+    names = ("add_to_school_forecast", with_notice("add_to_school_forecast"))  # alone, and with its notice
+    real = {a.__name__: a for a in activities if a.__name__ in names}
 
-    @activity.defn(name="add_to_school_forecast")
-    async def school_forecast(ref: ChildRef) -> StepDone:
-        if broken["school"]:
-            raise ApplicationError("education registry down (scripted)", type="AgencyDown", non_retryable=True)
-        result: StepDone = await real(ref)
-        return result
+    def broken_while_scripted(name: str) -> Any:
+        @activity.defn(name=name)
+        async def school_forecast(ref: ChildRef) -> StepDone:
+            if broken["school"]:
+                raise ApplicationError("education registry down (scripted)", type="AgencyDown", non_retryable=True)
+            result: StepDone = await real[name](ref)
+            return result
+        return school_forecast
 
-    others = [a for a in activities if a.__name__ != "add_to_school_forecast"]
+    others = [a for a in activities if a.__name__ not in names]
     async with Worker(service.client, task_queue=task_queue, workflows=worker.WORKFLOWS,
-                      activities=[*others, school_forecast]):
+                      activities=[*others, *(broken_while_scripted(name) for name in names)]):
         yield
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import typing
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from infra.search_attributes import register_on_test_server
 from workflows.birth import BirthRegistrationWorkflow, SupplyHousehold
 from workflows.client import birth_workflow_id
 from workflows.contracts import (
+    STAGE_STEPS,
     AssignIdInput,
     BirthCase,
     BirthOutcome,
@@ -43,6 +45,8 @@ from workflows.contracts import (
     ResidenceOutcome,
     Stage,
     StepDone,
+    notice_after,
+    with_notice,
 )
 
 NAMESPACE = "default"
@@ -155,8 +159,11 @@ class FakeAgencies:
 
     @property
     def activities(self) -> list[Callable[..., Awaitable[Any]]]:
-        return [self.record_birth, self.assign_personal_id, self.register_residence, self.issue_child_health_card,
-                self.plan_vaccinations, self.add_to_school_forecast, self.notify_family, self.start_citizen_lifecycle]
+        steps: list[Callable[[Any], Awaitable[Any]]] = [
+            self.record_birth, self.assign_personal_id, self.register_residence, self.issue_child_health_card,
+            self.plan_vaccinations, self.add_to_school_forecast]
+        return [*steps, self.notify_family, self.start_citizen_lifecycle,
+                *(step_with_its_notice(step, self.notify_family) for step in steps)]
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _start(self, name: str, arg: Any, stage: Stage | None = None) -> int:
@@ -268,6 +275,27 @@ class FakeAgencies:
             f"số định danh {child.get('id_number', '-')}, nơi thường trú {child.get('address', '-')}."))
         self._end("notify_family", inp.stage)
         return NoticeOutcome(notification_id=uuid.uuid5(uuid.NAMESPACE_URL, key), newly_created=newly)
+
+
+def step_with_its_notice(step: Callable[[Any], Awaitable[Any]],
+                         notify: Callable[[NoticeInput], Awaitable[NoticeOutcome]]) -> Callable[..., Any]:
+    """The fake of `activities.stages.stage_with_notice`: the fake step, then the fake notice when
+    `notice_after` calls for one (both recorded in `calls` as if they were separate steps)."""
+    name = activity._Definition.must_from_callable(step).name
+    assert name is not None
+    stage = STAGE_STEPS[name]
+    hints = typing.get_type_hints(step)
+    (_, arg_type), = ((k, v) for k, v in hints.items() if k != "return")
+
+    async def run(inp: Any) -> Any:
+        result = await step(inp)
+        notice = notice_after(stage, inp, result)
+        if notice is not None:
+            await notify(notice)
+        return result
+
+    run.__annotations__ = {"inp": arg_type, "return": hints["return"]}
+    return activity.defn(name=with_notice(name))(run)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from workflows.contracts import (
     ResidenceInput,
     Stage,
     StageState,
+    with_notice,
 )
 
 from .conftest import (
@@ -48,7 +49,7 @@ from .conftest import (
 
 COMMITTED_HISTORIES = ("birth_happy_path", "birth_needs_attention", "birth_lifecycle_handover",
                        "lifecycle_dose_reported", "death_registration", "move_workflow", "correction_workflow",
-                       "school_plan", "birth_local_steps", "lifecycle_local_steps")
+                       "school_plan", "birth_local_steps", "lifecycle_local_steps", "birth_stage_notices")
 
 STAGE_ACTIVITY = {
     Stage.BIRTH_RECORDED: "record_birth",
@@ -391,14 +392,24 @@ async def test_new_registrations_run_their_steps_as_local_activities(births: Bir
                  if e.HasField("activity_task_scheduled_event_attributes")]
     local = [e for e in history.events if e.HasField("marker_recorded_event_attributes")
              and e.marker_recorded_event_attributes.marker_name == "core_local_activity"]
-    steps = 13  # six stages, six notices, the lifecycle hand-over
-    if step_kind == "local":
-        assert (scheduled, len(local)) == ([], steps)
-        assert len(history.events) <= 40
+    if step_kind == "local":  # six stages, each with its notice in the same step (STAGE_NOTICE_PATCH); the hand-over
+        names = [_local_activity_type(e) for e in local]
+        assert scheduled == []
+        assert names[:2] + names[-1:] == [with_notice("record_birth"), with_notice("assign_personal_id"),
+                                          "start_citizen_lifecycle"]
+        assert sorted(names[2:-1]) == sorted(with_notice(s) for s in (*PARALLEL_ACTIVITIES, "add_to_school_forecast"))
+        assert sorted(births.agencies.notified_stages()) == sorted(Stage)
+        assert len(history.events) <= 30
         assert (await replayer().replay_workflow(history)).replay_failure is None
-        save_history_if_requested("birth_local_steps", history)
+        save_history_if_requested("birth_stage_notices", history)
     else:  # a registration started before LOCAL_STEPS_PATCH, as the committed histories replay it
-        assert (len(scheduled), local) == (steps, [])
+        assert (len(scheduled), local) == (13, [])  # six stages, six notices, the lifecycle hand-over
+
+
+def _local_activity_type(event: Any) -> str:
+    """The activity type a local-activity marker records (in its `data` details, as JSON)."""
+    data = event.marker_recorded_event_attributes.details["data"].payloads[0].data
+    return str(json.loads(data)["activity_type"])
 
 
 @workflow.defn(name="BirthRegistrationWorkflow", sandboxed=False)
