@@ -114,6 +114,17 @@ async def run_step(agency: str, step: Awaitable[T]) -> T:
         raise ApplicationError(f"{agency} step failed ({kind})", type=kind) from None
 
 
+async def timed(name: str, step: Awaitable[T]) -> T:
+    """`step`, its duration observed in the stage-duration metric under `name` with its outcome."""
+    started, outcome = time.perf_counter(), "failed"
+    try:
+        result = await step
+        outcome = "done"
+        return result
+    finally:
+        STEP_DURATION.labels(name, outcome).observe(time.perf_counter() - started)
+
+
 def agency_activity(name: str, agency: str, step: Callable[[Any], Awaitable[Any]]) -> Callable[..., Any]:
     """Expose one agency port method as the Temporal activity `name`.
 
@@ -124,13 +135,7 @@ def agency_activity(name: str, agency: str, step: Callable[[Any], Awaitable[Any]
     (param, arg_type), = ((k, v) for k, v in hints.items() if k != "return")
 
     async def run(inp: Any) -> Any:
-        started, outcome = time.perf_counter(), "failed"
-        try:
-            result = await run_step(agency, step(inp))
-            outcome = "done"
-            return result
-        finally:
-            STEP_DURATION.labels(name, outcome).observe(time.perf_counter() - started)
+        return await timed(name, run_step(agency, step(inp)))
 
     run.__name__ = run.__qualname__ = name
     run.__annotations__ = {"inp": arg_type, "return": hints["return"]}

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from activities.common import agency_activity
+from activities.common import agency_activity, timed
 from workflows.contracts import NoticeInput, NoticeOutcome, Stage, notice_after, with_notice
 
 Notify = Callable[[NoticeInput], Awaitable[NoticeOutcome]]
@@ -35,12 +35,12 @@ def stage_with_notice(step_name: str, agency: str, stage: Stage, step: Callable[
     (_, arg_type), = ((k, v) for k, v in hints.items() if k != "return")
 
     async def step_and_notice(inp: Any) -> Any:
-        async with registry.one_transaction():
-            result = await step(inp)
+        async with registry.one_transaction():  # each part timed under its own step name too
+            result = await timed(step_name, step(inp))
             notice = notice_after(stage, inp, result)
             if notice is not None:
                 await registry.between_steps()
-                await notify(notice)
+                await timed("notify_family", notify(notice))
         return result
 
     step_and_notice.__annotations__ = {"inp": arg_type, "return": hints["return"]}
