@@ -25,8 +25,11 @@ AGENCY = "health"
 BEYOND_PROGRAMME = "no plan: the child was past the childhood immunization programme's age when registered"
 
 
-_INSERT_PLAN = insert(cast(Table, PlannedVaccination.__table__)).on_conflict_do_nothing()
-"""Core, not ORM: the ORM's bulk-insert bookkeeping over the ~19 rows of a plan cost more than the statement."""
+_INSERT_PLAN = (insert(cast(Table, PlannedVaccination.__table__)).on_conflict_do_nothing()
+                .returning(PlannedVaccination.__table__.c.dose))
+"""Core, not ORM: the ORM's bulk-insert bookkeeping over the ~19 rows of a plan cost more than the statement.
+Executed with the rows as parameters (one statement, sent as a multi-row VALUES by SQLAlchemy's insertmanyvalues),
+not `.values(rows)`, whose SQL is compiled anew for every plan."""
 _PLANNED_COUNT = (select(func.count()).select_from(PlannedVaccination)
                   .where(PlannedVaccination.person_id == bindparam("person")))
 
@@ -52,12 +55,11 @@ class RegistryHealthAgency:
             rows = [dict(person_id=child.id, vaccine=d.vaccine, dose=d.dose, due_date=d.due_date, due_by=d.due_by,
                          nominal_due_date=d.nominal_due_date, overdue_at_planning=d.overdue, flag=d.flag)
                     for d in plan]
-            result = await session.execute(_INSERT_PLAN.values(rows))
+            inserted = (await session.execute(_INSERT_PLAN, rows)).all()
             total = await session.scalar(_PLANNED_COUNT, {"person": child.id})
             overdue = sum(d.overdue for d in plan)
             basis = f"catch-up plan: {overdue} dose(s) overdue, due now" if overdue else None
-            return StepDone(newly_done=bool(result.rowcount), count=int(total or 0),  # type: ignore[attr-defined]
-                            basis=basis)
+            return StepDone(newly_done=bool(inserted), count=int(total or 0), basis=basis)
 
     async def apply_dose_report(self, inp: DoseApplication) -> ActionOutcome:
         """Record a reported dose once and re-plan the later doses of that vaccine by the minimum intervals."""

@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.births_throughput [--births N]      (make bench; N defaults to 1,000)
 
 In this order, on one embedded stack (Temporal dev server, NATS, PostgreSQL on free ports in a temp folder):
-1. the ceilings: N no-op workflows of the birth's shape (bench/ceiling.py), regular and local activities;
+1. the ceilings: N no-op workflows of the birth's shape (bench/ceiling.py), regular and local activities, all
+   started before the clock; then the local one again with starting them inside the clock, as ours does;
 2. ours at full load: N births published to NATS before the clock starts, then the in-process worker and bridge
    are started and the clock runs until every birth has all six notices;
 3. a paced run at half the measured capacity for the publish → first / last notice percentiles;
@@ -67,20 +68,30 @@ class Bench:
                          "postgres": [pg]}, recursive={"temporal", "postgres"})
 
     # ---- 1. ceilings --------------------------------------------------------------------------------------
-    async def ceiling(self, kind: str) -> dict[str, float]:
+    async def ceiling(self, kind: str, *, starts_in_clock: bool = False) -> dict[str, float]:
+        """N no-op workflows of the birth's shape. By default they are all started before the clock (the engine
+        running queued workflows); with `starts_in_clock` the clock also covers starting them, 200 at a time,
+        while the worker runs (the same scope as ours, whose bridge starts the births inside the clock)."""
         wf = CEILING_WORKFLOWS[kind]
         queue = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
         client: Client = self.svc.client
         ids = [f"{queue}-{i}" for i in range(self.births)]
-        for chunk in range(0, len(ids), 200):  # started before the clock: the worker is not polling yet
-            await asyncio.gather(*(client.start_workflow(CEILING_TYPE_NAMES[kind], id=i, task_queue=queue)
-                                   for i in ids[chunk:chunk + 200]))
+
+        async def start_all() -> None:
+            for chunk in range(0, len(ids), 200):
+                await asyncio.gather(*(client.start_workflow(CEILING_TYPE_NAMES[kind], id=i, task_queue=queue)
+                                       for i in ids[chunk:chunk + 200]))
+
+        if not starts_in_clock:
+            await start_all()  # before the clock: the worker is not polling yet
         meter = self.meter([os.getpid()])
         meter.start()
         start = time.monotonic()
         async with Worker(client, task_queue=queue, workflows=[wf], activities=[noop_step],
                           workflow_runner=worker.WORKFLOW_RUNNER,
                           max_concurrent_activities=IN_PROCESS_ACTIVITY_SLOTS):
+            if starts_in_clock:
+                await start_all()
             query = f"TaskQueue = '{queue}' AND ExecutionStatus = 'Running'"
             while True:
                 if not (await client.count_workflows(query)).count:
@@ -218,7 +229,7 @@ class _process:
         self.file.close()
 
 
-PHASES = ("activities", "local", "ours", "paced", "processes")
+PHASES = ("activities", "local", "started", "ours", "paced", "processes")
 """What a run measures, in this order; `--phases` picks some (e.g. `local ours` while tuning)."""
 
 
@@ -237,6 +248,11 @@ async def run(births: int, worker_counts: list[int], phases: tuple[str, ...] = P
                         continue
                     bench.results[f"ceiling {kind}"] = await bench.ceiling(kind)
                     print(f"ceiling ({kind}): {bench.results[f'ceiling {kind}']['per_second']:.1f} wf/s", flush=True)
+                if "local" in phases and "started" in phases:
+                    started = bench.results["ceiling local activities, starts in the clock"] = await bench.ceiling(
+                        "local activities", starts_in_clock=True)
+                    print(f"ceiling (local activities, starts in the clock): {started['per_second']:.1f} wf/s",
+                          flush=True)
                 bench.results["processes"] = {}
                 if "ours" in phases:
                     await bench.ours(paced="paced" in phases)
@@ -262,6 +278,7 @@ def save(results: dict[str, Any]) -> None:
 
 def table(r: dict[str, Any]) -> str:
     act, local, ours, paced = r["ceiling activities"], r["ceiling local activities"], r["ours"], r["paced"]
+    started = r["ceiling local activities, starts in the clock"]
     rows = [
         ("births published at once", f"{r['births']}"),
         ("ours: births/s (whole immediate fan-out)", f"{ours['per_second']:.2f}"),
@@ -269,6 +286,8 @@ def table(r: dict[str, Any]) -> str:
         ("ceiling, local activities: wf/s", f"{local['per_second']:.2f}"),
         ("ours / activity ceiling", f"{ours['per_second'] / act['per_second']:.2f}"),
         ("ours / local-activity ceiling", f"{ours['per_second'] / local['per_second']:.2f}"),
+        ("ceiling, local activities, starts in the clock: wf/s (ours / it)",
+         f"{started['per_second']:.2f} ({ours['per_second'] / started['per_second']:.2f})"),
         (f"paced at {paced['rate']:.2f}/s ({paced['births']} births): publish → first notice p50/p95/p99 ms",
          f"{paced['first_p50_ms']:.0f} / {paced['first_p95_ms']:.0f} / {paced['first_p99_ms']:.0f}"),
         ("publish → last notice p50/p95/p99 ms",
@@ -281,6 +300,8 @@ def table(r: dict[str, Any]) -> str:
          f"{act['cpu_service_ms']:.0f} / {act['cpu_temporal_ms']:.0f}"),
         ("CPU ms per wf, local ceiling: worker / Temporal",
          f"{local['cpu_service_ms']:.0f} / {local['cpu_temporal_ms']:.0f}"),
+        ("CPU ms per wf, local ceiling with its starts: worker / Temporal",
+         f"{started['cpu_service_ms']:.0f} / {started['cpu_temporal_ms']:.0f}"),
         ("worker RSS MiB (in-process worker + bridge)", f"{ours['worker_rss_mib']:.0f}"),
         *((f"births/s with {n} worker process(es) + 1 bridge (RSS MiB each, service CPU ms/birth)",
            f"{p['per_second']:.2f} ({p['worker_rss_mib']:.0f}, {p['cpu_service_ms']:.0f})"
