@@ -120,8 +120,11 @@ async def test_birth_through_nats_reaches_every_agency(settings: Settings, servi
             Notification.citizen_person_id == child.id, Notification.stage == "personal_id_assigned"))
         assert id_notice is not None and child.personal_id_number in id_notice.body
 
-    # References in history, data in the registry.
-    history = await service.client.get_workflow_handle(birth_workflow_id(fam.province_code, reg)).fetch_history()
+    # References in history, data in the registry. The notices commit inside the local steps; their markers reach
+    # history when the workflow task completes, so the history is read once the workflow has completed.
+    handle = service.client.get_workflow_handle(birth_workflow_id(fam.province_code, reg))
+    await handle.result()
+    history = await handle.fetch_history()
     text = history_plaintext(history.to_json_dict(), codec_of(service.client))
     for personal in (child.full_name, child.personal_id_number, fam.mother.id_number, fam.mother.full_name,
                      fam.street):
