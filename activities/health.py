@@ -26,7 +26,7 @@ BEYOND_PROGRAMME = "no plan: the child was past the childhood immunization progr
 
 
 _INSERT_PLAN = (insert(cast(Table, PlannedVaccination.__table__)).on_conflict_do_nothing()
-                .returning(PlannedVaccination.__table__.c.dose))
+                .returning(PlannedVaccination.dose))
 """Core, not ORM: the ORM's bulk-insert bookkeeping over the ~19 rows of a plan cost more than the statement.
 Executed with the rows as parameters (one statement, sent as a multi-row VALUES by SQLAlchemy's insertmanyvalues),
 not `.values(rows)`, whose SQL is compiled anew for every plan."""
