@@ -63,9 +63,12 @@ def log_access(session: AsyncSession, *, citizen: uuid.UUID | None, agency: str,
                     "fields": fields})
 
 
-_INSERT_LEDGER_ENTRY = pg_insert(cast(Table, DataAccess.__table__)).on_conflict_do_nothing(
+_INSERT_LEDGER_ENTRIES = pg_insert(cast(Table, DataAccess.__table__)).on_conflict_do_nothing(
     index_elements=["workflow_id", "agency", "purpose", "citizen_person_id"],
-    index_where=DataAccess.workflow_id.is_not(None))
+    index_where=DataAccess.workflow_id.is_not(None)).returning(DataAccess.agency)
+"""Every entry of a transaction in one statement: the chain trigger fires row by row in the statement's order,
+and each row's trigger sees the rows before it (PostgreSQL's rule for row-level BEFORE triggers), so each entry
+still takes its own place in the chain."""
 
 
 @event.listens_for(Session, "before_commit")
@@ -77,12 +80,8 @@ def _write_access_ledger(session: Session) -> None:
     if not pending:
         return
     session.flush()
-    connection = session.connection()
-    written: list[str] = session.info.setdefault(_WRITTEN_ACCESS, [])
-    for row in pending:  # one statement per entry: each takes its place in the chain
-        result = connection.execute(_INSERT_LEDGER_ENTRY, row)
-        if result.rowcount:
-            written.append(row["agency"])
+    result = session.connection().execute(_INSERT_LEDGER_ENTRIES, pending[0] if len(pending) == 1 else pending)
+    session.info.setdefault(_WRITTEN_ACCESS, []).extend(result.scalars().all())
 
 
 @event.listens_for(Session, "after_commit")

@@ -198,3 +198,34 @@ async def test_a_step_updating_a_person_and_a_notice_holding_it_do_not_deadlock_
     await asyncio.wait_for(asyncio.gather(notice(), residence()), timeout=30)
     entries = await _entries(service, f"deadlock-{child_id}")
     assert sorted(e.agency for e in entries) == ["notification", "residence"]
+
+
+async def test_a_transaction_with_several_entries_chains_each_and_writes_a_repeated_one_once(
+        settings: Settings, service: Any) -> None:
+    """A transaction's entries go to the ledger in one statement: each still gets its own place in the chain (seq
+    one after the other, each prev_hash the hash before it), and a repeated entry in the same batch is written once."""
+    from prometheus_client import REGISTRY
+
+    from activities.common import log_access
+    from registry.models import Person
+
+    def written(agency: str) -> float:
+        return REGISTRY.get_sample_value("lifeevents_ledger_writes_total", {"agency": agency}) or 0.0
+
+    workflow_id = "ledger-batch-test"
+    async with service.registry.unit_of_work() as session:
+        citizens = list((await session.scalars(select(Person.id).limit(2))).all())
+    assert len(citizens) == 2
+    before = written("batch-test")
+    async with service.registry.unit_of_work() as session:
+        for citizen, purpose in ((citizens[0], "first"), (citizens[1], "second"), (citizens[0], "first"),
+                                 (citizens[0], "third")):
+            log_access(session, citizen=citizen, agency="batch-test", purpose=purpose, workflow_id=workflow_id,
+                       fields="full_name")
+    entries = await _entries(service, workflow_id)
+    assert [e.purpose for e in entries] == ["first", "second", "third"]
+    assert [e.seq for e in entries] == list(range(entries[0].seq, entries[0].seq + 3))
+    assert [e.prev_hash for e in entries[1:]] == [e.hash for e in entries[:-1]]
+    assert written("batch-test") - before == 3
+    async with service.registry.unit_of_work() as session:
+        assert (await verify_ledger(session)).intact
