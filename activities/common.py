@@ -80,7 +80,7 @@ def _write_access_ledger(session: Session) -> None:
     if not pending:
         return
     session.flush()
-    result = session.connection().execute(_INSERT_LEDGER_ENTRIES, pending[0] if len(pending) == 1 else pending)
+    result = session.connection().execute(_INSERT_LEDGER_ENTRIES, pending)
     session.info.setdefault(_WRITTEN_ACCESS, []).extend(result.scalars().all())
 
 

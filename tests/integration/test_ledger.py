@@ -9,14 +9,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from activities.common import log_access
 from activities.health import RegistryHealthAgency
 from cli.ledger import cmd_verify_ledger, data_usage, entry_hash, verify_ledger
 from cli.operator import cmd_dlq
 from infra.settings import Settings
-from registry.models import DataAccess
+from registry.models import DataAccess, Person
 from registry.seed import family
 from starter import publish_raw
 from tests.helpers import eventually
@@ -204,11 +206,6 @@ async def test_a_transaction_with_several_entries_chains_each_and_writes_a_repea
         settings: Settings, service: Any) -> None:
     """A transaction's entries go to the ledger in one statement: each still gets its own place in the chain (seq
     one after the other, each prev_hash the hash before it), and a repeated entry in the same batch is written once."""
-    from prometheus_client import REGISTRY
-
-    from activities.common import log_access
-    from registry.models import Person
-
     def written(agency: str) -> float:
         return REGISTRY.get_sample_value("lifeevents_ledger_writes_total", {"agency": agency}) or 0.0
 
