@@ -18,9 +18,10 @@ from typing import Any, Protocol, cast
 
 import jinja2
 from opentelemetry.trace import SpanKind
-from sqlalchemy import Table, Uuid, any_, bindparam, select
+from sqlalchemy import String, Table, Uuid, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 import rules
 from activities.common import log_access, registered_on, require_child
@@ -118,11 +119,41 @@ AFTER_DEATH = frozenset({"death_registered"})
 _STATUS_OF = select(Person.id, Person.status).where(Person.id == any_(bindparam("ids", type_=ARRAY(Uuid()))))
 """Built once: the statement is the same for every notice (SQLAlchemy caches its compiled form, not its
 construction, which cost more than the query); an array parameter instead of an expanding IN list."""
-_NOTICES = cast(Table, Notification.__table__)
-_INSERT_NOTICE = insert(_NOTICES).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(_NOTICES.c.id)
-"""Core statements, not ORM ones: the ORM's bulk-insert bookkeeping was a tenth of a notice's cost."""
+_MOTHER, _FATHER, _DECLARANT = (aliased(Person, name=n) for n in ("mother", "father", "declarant"))
+_CITIZEN_FOR_NOTICE = (
+    select(Person,
+           select(_MOTHER.status).where(_MOTHER.id == Person.mother_id).scalar_subquery(),
+           select(_FATHER.status).where(_FATHER.id == Person.father_id).scalar_subquery(),
+           select(_DECLARANT.status).where(_DECLARANT.id == bindparam("declarant", type_=Uuid())).scalar_subquery())
+    .where(Person.id == bindparam("citizen")).with_for_update(read=True, of=Person)
+    .execution_options(populate_existing=True))
+"""The citizen, locked FOR SHARE (a death being recorded waits for this send, a send after it sees the death),
+and the status of each parent and of the declarant, in one round trip; the parents' rows are not locked."""
 _INSERT_INBOX = insert(cast(Table, InboxMessage.__table__)).on_conflict_do_nothing(
     constraint="uq_inbox_messages_notification_recipient")
+_STORE_AND_DELIVER = text("""
+WITH new_notice AS (
+    INSERT INTO notifications (id, dedupe_key, citizen_person_id, recipient_person_id, stage, language, subject,
+                               body, published_at)
+    VALUES (:id, :dedupe_key, :citizen_person_id, :recipient_person_id, :stage, :language, :subject, :body,
+            :published_at)
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id, published_at),
+notice AS (
+    SELECT id, published_at FROM new_notice
+    UNION ALL
+    SELECT id, published_at FROM notifications WHERE dedupe_key = :dedupe_key),
+delivered AS (
+    INSERT INTO inbox_messages (notification_id, recipient_person_id, recipient_role, channel)
+    SELECT notice.id, r.person, r.role, 'app'
+    FROM notice, unnest(CAST(:people AS uuid[]), CAST(:roles AS varchar[])) AS r(person, role)
+    ON CONFLICT ON CONSTRAINT uq_inbox_messages_notification_recipient DO NOTHING)
+SELECT notice.id, notice.published_at, EXISTS (SELECT 1 FROM new_notice) AS newly FROM notice
+""").bindparams(bindparam("people", type_=ARRAY(Uuid())), bindparam("roles", type_=ARRAY(String())))
+"""The notice stored under its key (or the one already there) and delivered to every inbox, in one statement.
+The inbox rows reference the notice inserted beside them: the foreign key is checked at the statement's end.
+No row comes back only when a concurrent attempt stored the notice while this statement ran (its snapshot
+predates that row); the caller then takes the step-by-step path."""
 _NOTICE_BY_KEY = select(Notification).where(Notification.dedupe_key == bindparam("key"))
 _CARD_OF = select(HealthInsuranceCard).where(HealthInsuranceCard.person_id == bindparam("person"))
 _PLAN_OF = (select(PlannedVaccination).where(PlannedVaccination.person_id == bindparam("person"))
@@ -130,14 +161,17 @@ _PLAN_OF = (select(PlannedVaccination).where(PlannedVaccination.person_id == bin
 
 
 async def recipients_of(session: AsyncSession, citizen: Person, on: date,
-                        declarant_id: uuid.UUID | None = None) -> list[tuple[uuid.UUID, str]]:
+                        declarant_id: uuid.UUID | None = None,
+                        status: dict[uuid.UUID, str] | None = None) -> list[tuple[uuid.UUID, str]]:
     """Every living parent on record, and the citizen once old enough (or when no parent is on record); for a
-    deceased citizen, the parents and the declarant of the death instead."""
+    deceased citizen, the parents and the declarant of the death instead. `status`: each parent's and the
+    declarant's status when the caller has read them already (a person not on record is left out)."""
     out: list[tuple[uuid.UUID, str]] = []
     roles = [(pid, role) for pid, role in ((citizen.mother_id, "mother"), (citizen.father_id, "father"),
                                            (declarant_id, "declarant")) if pid is not None]
-    status = dict((await session.execute(_STATUS_OF, {"ids": [pid for pid, _ in roles]})).all()
-                  ) if roles else {}  # one round trip for every parent
+    if status is None:
+        status = dict((await session.execute(_STATUS_OF, {"ids": [pid for pid, _ in roles]})).all()
+                      ) if roles else {}  # one round trip for every parent
     for parent_id, role in roles:
         if parent_id in status and status[parent_id] != "deceased" and parent_id not in {p for p, _ in out}:
             out.append((parent_id, role))
@@ -172,16 +206,19 @@ class RegistryNotificationAgency:
         statement.
         """
         async with self.registry.unit_of_work() as session:
-            # FOR SHARE: a death being recorded waits for this send, and a send after it sees the death
-            citizen = await session.get(Person, citizen_id, with_for_update={"read": True})
-            if citizen is None:
-                citizen = await require_child(session, citizen_id)
+            found = (await session.execute(_CITIZEN_FOR_NOTICE, {"citizen": citizen_id,
+                                                                 "declarant": declarant_id})).first()
+            if found is None:
+                await require_child(session, citizen_id)  # raises: the record is missing
+            citizen, mother_status, father_status, declarant_status = found  # type: ignore[misc]
             if citizen.status == "deceased" and kind not in AFTER_DEATH:
                 log.info("notice %s not sent: the citizen's death is recorded", kind)
                 NOTICES.labels("withheld").inc()
                 return NoticeOutcome(notification_id=None, newly_created=False)
+            status = {pid: st for pid, st in ((citizen.mother_id, mother_status), (citizen.father_id, father_status),
+                                              (declarant_id, declarant_status)) if pid is not None and st is not None}
             recipients = await recipients_of(session, citizen, on or rules.local_date(datetime.now(UTC)),
-                                             declarant_id)
+                                             declarant_id, status)
             step = key.removeprefix(f"{workflow_id}/")  # one entry per notice, also for repeated kinds
             log_access(session, citizen=citizen.id, agency=AGENCY, workflow_id=workflow_id,
                        purpose=f"notify family: {kind}" if step == kind else f"notify family: {kind} ({step})",
@@ -192,22 +229,34 @@ class RegistryNotificationAgency:
                    "recipient_person_id": recipients[0][0] if recipients else None, "stage": kind,
                    "language": citizen.preferred_language, "subject": subject, "body": body,
                    "published_at": datetime.now(UTC)}
-            # Stored first, looked up only when it was there already (a retry, or a concurrent attempt first):
-            # the ledger entry of a retry's read is the same entry (unique per workflow, reader, purpose).
-            newly = (await session.execute(_INSERT_NOTICE, row)).scalar() is not None
-            notice = Notification(**row) if newly else await session.scalar(_NOTICE_BY_KEY, {"key": key})
-            assert notice is not None
-            if recipients:  # every inbox in one statement
-                await session.execute(_INSERT_INBOX, [
-                    {"notification_id": notice.id, "recipient_person_id": person_id, "recipient_role": role,
-                     "channel": "app"} for person_id, role in recipients])
+            # Stored (or found, on a retry) and delivered in one statement: the ledger entry of a retry's read
+            # is the same entry (unique per workflow, reader, purpose).
+            stored = (await session.execute(_STORE_AND_DELIVER, {
+                **row, "people": [pid for pid, _ in recipients], "roles": [role for _, role in recipients]})).first()
+            newly = bool(stored and stored.newly)
             if newly:
-                await self.gateway.publish(notice)
-            elif notice.published_at is None:  # stored before notices were announced inside their transaction
-                await self.gateway.publish(notice)
-                notice.published_at = datetime.now(UTC)
+                await self.gateway.publish(Notification(**row))
+            if stored is not None and stored.published_at is not None:
+                notification_id: uuid.UUID = stored.id
+            else:
+                notification_id = (await self._stored_notice(session, key, recipients)).id
         NOTICES.labels("sent" if newly else "resent").inc()
-        return NoticeOutcome(notification_id=notice.id, newly_created=newly)
+        return NoticeOutcome(notification_id=notification_id, newly_created=newly)
+
+    async def _stored_notice(self, session: AsyncSession, key: str,
+                             recipients: list[tuple[uuid.UUID, str]]) -> Notification:
+        """The notice already stored under `key` (a retry, or a concurrent attempt that came first), delivered to
+        every inbox, and announced if it was stored before notices were announced inside their transaction."""
+        notice = await session.scalar(_NOTICE_BY_KEY, {"key": key})
+        assert notice is not None
+        if recipients:  # idempotent: the inbox rows may be there already
+            await session.execute(_INSERT_INBOX, [
+                {"notification_id": notice.id, "recipient_person_id": person_id, "recipient_role": role,
+                 "channel": "app"} for person_id, role in recipients])
+        if notice.published_at is None:
+            await self.gateway.publish(notice)
+            notice.published_at = datetime.now(UTC)
+        return notice
 
 
 async def notice_context(session: AsyncSession, child: Person, stage: Stage) -> dict[str, Any]:
