@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import date
@@ -102,6 +103,74 @@ async def test_announcement_repeated_after_a_lost_commit_carries_the_same_notifi
     async with service.registry.unit_of_work() as session:
         stored = await session.get(Notification, outcome.notification_id)
     assert stored is not None and stored.published_at is not None
+
+
+class Recording:
+    """Keeps every announcement instead of publishing it."""
+
+    def __init__(self) -> None:
+        self.announced: list[uuid.UUID] = []
+
+    async def publish(self, notice: Notification) -> None:
+        self.announced.append(notice.id)
+
+
+async def _child_with_mother(service: Any, name: str) -> Person:
+    async with service.registry.unit_of_work() as session:
+        mother = Person(id=uuid.uuid4(), full_name="Phạm Thị Hoa", sex="female", date_of_birth=date(1995, 3, 4))
+        child = Person(id=uuid.uuid4(), full_name=name, sex="female", date_of_birth=date(2026, 11, 3),
+                       mother_id=mother.id, preferred_language="en")
+        session.add_all([mother, child])
+    return child
+
+
+async def test_concurrent_attempts_at_one_notice_store_it_once_and_deliver_it_once_per_recipient(
+        service: Any) -> None:
+    child = await _child_with_mother(service, "Võ Thị Lan")
+    gateway = Recording()
+    agency = RegistryNotificationAgency(service.registry, gateway)
+    notice = NoticeInput(child_person_id=child.id, workflow_id=f"birth-TEST{child.id.hex[:8]}",
+                         stage=Stage.BIRTH_RECORDED)
+
+    outcomes = await asyncio.gather(*(agency.notify_family(notice) for _ in range(4)))
+
+    assert len({o.notification_id for o in outcomes}) == 1
+    assert sum(o.newly_created for o in outcomes) == 1
+    assert gateway.announced == [outcomes[0].notification_id]
+    async with service.registry.unit_of_work() as session:
+        assert await session.scalar(select(func.count()).select_from(Notification)
+                                    .where(Notification.citizen_person_id == child.id)) == 1
+        inbox = (await session.execute(select(InboxMessage.recipient_person_id, InboxMessage.recipient_role)
+                                       .where(InboxMessage.notification_id == outcomes[0].notification_id))).all()
+    assert inbox == [(child.mother_id, "mother")]
+
+
+async def test_a_notice_stored_before_announcements_is_delivered_and_announced_once_on_retry(
+        service: Any) -> None:
+    """A row from before notices were announced inside their transaction: its own id, no inbox row, never
+    published. The retry delivers and announces that notice (not a new one), and marks it published."""
+    child = await _child_with_mother(service, "Đỗ Thị Mai")
+    workflow_id = f"birth-TEST{child.id.hex[:8]}"
+    legacy = Notification(id=uuid.uuid4(), dedupe_key=f"{workflow_id}/birth_recorded", citizen_person_id=child.id,
+                          recipient_person_id=child.mother_id, stage="birth_recorded", language="en",
+                          subject="stored earlier", body="stored earlier\n")
+    async with service.registry.unit_of_work() as session:
+        session.add(legacy)
+    gateway = Recording()
+    agency = RegistryNotificationAgency(service.registry, gateway)
+    notice = NoticeInput(child_person_id=child.id, workflow_id=workflow_id, stage=Stage.BIRTH_RECORDED)
+
+    first = await agency.notify_family(notice)
+    second = await agency.notify_family(notice)
+
+    assert (first.notification_id, first.newly_created) == (legacy.id, False)
+    assert second.notification_id == legacy.id and gateway.announced == [legacy.id]
+    async with service.registry.unit_of_work() as session:
+        stored = await session.get(Notification, legacy.id)
+        recipients = (await session.scalars(select(InboxMessage.recipient_person_id)
+                                            .where(InboxMessage.notification_id == legacy.id))).all()
+    assert stored is not None and stored.published_at is not None and stored.subject == "stored earlier"
+    assert recipients == [child.mother_id]
 
 
 async def test_every_stream_forgets(service: Any, admin_js: Any) -> None:
