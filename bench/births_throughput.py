@@ -5,8 +5,8 @@
 In this order, on one embedded stack (Temporal dev server, NATS, PostgreSQL on free ports in a temp folder):
 1. the ceilings: N no-op workflows of the birth's shape (bench/ceiling.py), regular and local activities, all
    started before the clock; then the local one again with starting them inside the clock, as ours does;
-2. ours at full load: N births published to NATS before the clock starts, then the in-process worker and bridge
-   are started and the clock runs until every birth has all six notices;
+2. ours at full load: N births published to NATS before the clock starts, then the in-process worker, bridge and
+   notice dispatcher are started and the clock runs until every birth has all six notices pushed to the apps;
 3. a paced run at half the measured capacity for the publish → first / last notice percentiles;
 4. births/s with 1, 2 and 4 `worker.py --no-bridge` processes and one `worker.py --bridge-only`.
 Prints one table and writes it to bench/results/latest.json.
@@ -113,7 +113,8 @@ class Bench:
         meter.start()
         start = time.monotonic()
         in_process = self.svc.worker()
-        tasks = [asyncio.create_task(in_process.run()), asyncio.create_task(self.svc.bridge().run(stop))]
+        tasks = [asyncio.create_task(in_process.run()), asyncio.create_task(self.svc.bridge().run(stop)),
+                 asyncio.create_task(self.svc.notice_dispatcher().run(stop))]  # as `worker.py` runs them
         try:
             done, share = await wait_until_notified(self.svc.registry, full, limit_seconds=60 + self.births * 5)
             cpu = meter.stop()

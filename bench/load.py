@@ -13,7 +13,7 @@ from cli.publishing import publish_raw
 from events.models import encode_event, make_birth_event
 from infra.settings import Settings
 from registry.db import Registry
-from registry.models import BirthRegistration, Notification
+from registry.models import BirthRegistration, NoticeDispatch, Notification
 from registry.seed import family, synthetic_birth
 from workflows.contracts import BIRTH_STAGES
 
@@ -43,18 +43,21 @@ class Batch:
         return self.count * len(BIRTH_STAGES)
 
 
-async def notices_sent(registry: Registry, batch: Batch) -> int:
-    """Notices of this batch's births (dedupe key `birth-<province>-<number>/<stage>`)."""
+async def notices_pushed(registry: Registry, batch: Batch) -> int:
+    """Notices of this batch's births (dedupe key `birth-<province>-<number>/<stage>`) stored and pushed to the
+    family's apps by the notice dispatcher: the end of the fan-out as the family sees it."""
     async with registry.unit_of_work() as session:
-        return int(await session.scalar(select(func.count()).select_from(Notification)
-                                         .where(Notification.dedupe_key.like(f"birth-%-{batch.prefix}%"))) or 0)
+        return int(await session.scalar(
+            select(func.count()).select_from(Notification)
+            .join(NoticeDispatch, NoticeDispatch.notification_id == Notification.id)
+            .where(Notification.dedupe_key.like(f"birth-%-{batch.prefix}%"))) or 0)
 
 
 async def wait_until_notified(registry: Registry, batch: Batch, *, limit_seconds: float) -> tuple[float, float]:
-    """Poll until every birth of the batch has all its notices, or the limit passes: the monotonic time when
-    polling stopped and the share of the batch's notices sent by then (1.0: all)."""
+    """Poll until every birth of the batch has all its notices pushed, or the limit passes: the monotonic time when
+    polling stopped and the share of the batch's notices pushed by then (1.0: all)."""
     deadline = time.monotonic() + limit_seconds
-    while (sent := await notices_sent(registry, batch)) < batch.expected_notices:
+    while (sent := await notices_pushed(registry, batch)) < batch.expected_notices:
         if time.monotonic() > deadline:
             return time.monotonic(), sent / batch.expected_notices
         await asyncio.sleep(POLL_SECONDS)

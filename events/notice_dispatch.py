@@ -21,14 +21,15 @@ import contextlib
 import json
 import logging
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, Integer, Uuid, any_, bindparam, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from events.poison import consumer_config, consumer_gone, dead_letter, subscribe_durable
@@ -36,7 +37,7 @@ from events.streams import DLQ_PREFIX, NOTIFY_PREFIX
 from infra.metrics import NOTICE_DISPATCHES
 from infra.settings import Settings
 from registry.db import Registry
-from registry.models import InboxMessage, NoticeDispatch, Notification
+from registry.models import InboxMessage, NoticeDispatch
 
 log = logging.getLogger("lifeevents.notice_dispatch")
 
@@ -73,19 +74,47 @@ def read_announcement(data: bytes, stream_sequence: int) -> Announcement:
 
 
 class PushChannel(Protocol):
-    """Where a notice is pushed to its recipients (inside the dispatch's transaction); returns how many."""
+    """Where notices are pushed to their recipients (inside the dispatch's transaction), by notification id (the
+    channel reads what it sends from the registry); returns how many recipients each was pushed to."""
 
-    async def push(self, session: AsyncSession, notice: Notification) -> int: ...
+    async def push(self, session: AsyncSession, notices: list[uuid.UUID]) -> dict[uuid.UUID, int]: ...
+
+
+_MARK_PUSHED = (update(InboxMessage)
+                .where(InboxMessage.notification_id == any_(bindparam("ids", type_=ARRAY(Uuid()))),
+                       InboxMessage.pushed_at.is_(None))
+                .values(pushed_at=func.now()).returning(InboxMessage.notification_id)
+                .execution_options(synchronize_session=False))
 
 
 class InboxPushChannel:
     """The built-in channel: the citizen app reads its inbox; a push marks each recipient's message as pushed."""
 
-    async def push(self, session: AsyncSession, notice: Notification) -> int:
-        result = await session.execute(update(InboxMessage).where(InboxMessage.notification_id == notice.id,
-                                                                  InboxMessage.pushed_at.is_(None))
-                                       .values(pushed_at=func.now()))
-        return int(getattr(result, "rowcount", 0) or 0)
+    async def push(self, session: AsyncSession, notices: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+        counts = dict.fromkeys(notices, 0)
+        for notification_id in await session.scalars(_MARK_PUSHED, {"ids": notices}):
+            counts[notification_id] += 1
+        return counts
+
+
+_CLAIM = text("""
+INSERT INTO notice_dispatches (notification_id, stream_sequence, recipients)
+SELECT n.id, a.seq, 0 FROM unnest(CAST(:ids AS uuid[]), CAST(:seqs AS bigint[])) AS a(id, seq)
+JOIN notifications n ON n.id = a.id
+ON CONFLICT (notification_id) DO NOTHING
+RETURNING notification_id
+""").bindparams(bindparam("ids", type_=ARRAY(Uuid())), bindparam("seqs", type_=ARRAY(BigInteger())))
+"""Claims each announced notice that is stored and not dispatched before, in one statement."""
+_DISPATCHED = select(NoticeDispatch.notification_id).where(
+    NoticeDispatch.notification_id == any_(bindparam("ids", type_=ARRAY(Uuid()))))
+_REPEATS_SEEN = text("""
+UPDATE notice_dispatches d SET repeats_seen = d.repeats_seen + r.n
+FROM unnest(CAST(:ids AS uuid[]), CAST(:counts AS integer[])) AS r(id, n) WHERE d.notification_id = r.id
+""").bindparams(bindparam("ids", type_=ARRAY(Uuid())), bindparam("counts", type_=ARRAY(Integer())))
+_RECIPIENTS = text("""
+UPDATE notice_dispatches d SET recipients = p.n
+FROM unnest(CAST(:ids AS uuid[]), CAST(:counts AS integer[])) AS p(id, n) WHERE d.notification_id = p.id
+""").bindparams(bindparam("ids", type_=ARRAY(Uuid())), bindparam("counts", type_=ARRAY(Integer())))
 
 
 class NoticeNotStored(RuntimeError):
@@ -119,53 +148,89 @@ class NoticeDispatcher:
                     else:
                         await asyncio.sleep(FETCH_TIMEOUT)
                     continue
-                for msg in msgs:
-                    await self.handle(msg)
+                await self.handle_batch(msgs)
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
     async def handle(self, msg: Msg) -> str:
         """One announcement, which always ends acked, nak'ed or dead-lettered; returns the outcome."""
-        meta = msg.metadata
-        deliveries = (meta.num_delivered if meta else None) or 1
-        try:
-            announcement = read_announcement(msg.data, meta.sequence.stream if meta and meta.sequence else 0)
-            outcome = await self.dispatch(announcement)
-        except UnreadableAnnouncement as unreadable:
-            outcome = await self._dead_letter(msg, str(unreadable))
-        except Exception as exc:  # noqa: BLE001 - the registry down, the notice not committed yet: later
-            if deliveries >= self.settings.bridge_max_deliver:
-                why = "not in the registry" if isinstance(exc, NoticeNotStored) else type(exc).__name__
-                outcome = await self._dead_letter(msg, f"notification_id: gave up after {deliveries} deliveries "
-                                                       f"({why})")
+        return (await self.handle_batch([msg]))[0]
+
+    async def handle_batch(self, msgs: list[Msg]) -> list[str]:
+        """The announcements of one fetch, dispatched in one transaction; each ends acked, nak'ed or
+        dead-lettered. Returns each one's outcome, in order."""
+        outcomes: list[str | None] = [None] * len(msgs)
+        readable: dict[int, Announcement] = {}
+        for i, msg in enumerate(msgs):
+            meta = msg.metadata
+            try:
+                readable[i] = read_announcement(msg.data, meta.sequence.stream if meta and meta.sequence else 0)
+            except UnreadableAnnouncement as unreadable:
+                outcomes[i] = await self._dead_letter(msg, str(unreadable))
+        failure: Exception | None = None
+        dispatched: dict[uuid.UUID, str] = {}
+        if readable:
+            try:
+                dispatched = await self.dispatch_all(list(readable.values()))
+            except Exception as exc:  # noqa: BLE001 - the registry down: every announcement comes back later
+                failure = exc
+        seen: set[uuid.UUID] = set()
+        for i, announcement in readable.items():
+            outcome = None if failure else dispatched.get(announcement.notification_id)
+            if outcome is not None and announcement.notification_id in seen:
+                outcome = "repeat"  # announced twice in one fetch: pushed once
+            seen.add(announcement.notification_id)
+            if outcome is None:
+                outcomes[i] = await self._later(msgs[i], failure or NoticeNotStored(str(announcement.notification_id)))
             else:
-                await msg.nak(delay=min(self.settings.bridge_max_backoff_seconds, 0.5 * 2 ** (deliveries - 1)))
-                outcome = "retried"
-        else:
-            await msg.ack()
-        NOTICE_DISPATCHES.labels(outcome).inc()
-        return outcome
+                await msgs[i].ack()
+                outcomes[i] = outcome
+        for outcome in outcomes:
+            NOTICE_DISPATCHES.labels(outcome).inc()
+        return [o or "retried" for o in outcomes]
+
+    async def _later(self, msg: Msg, exc: Exception) -> str:
+        """The notice is not committed yet, or the registry is down: redeliver with a growing delay, and
+        dead-letter once `BRIDGE_MAX_DELIVER` deliveries have failed."""
+        deliveries = (msg.metadata.num_delivered if msg.metadata else None) or 1
+        if deliveries >= self.settings.bridge_max_deliver:
+            why = "not in the registry" if isinstance(exc, NoticeNotStored) else type(exc).__name__
+            return await self._dead_letter(msg, f"notification_id: gave up after {deliveries} deliveries ({why})")
+        await msg.nak(delay=min(self.settings.bridge_max_backoff_seconds, 0.5 * 2 ** (deliveries - 1)))
+        return "retried"
 
     async def dispatch(self, announcement: Announcement) -> str:
-        """Push the notice unless it was pushed before: "pushed" or "repeat"."""
+        """Push the notice unless it was pushed before: "pushed" or "repeat"; NoticeNotStored if it is not in
+        the registry (yet)."""
+        outcome = (await self.dispatch_all([announcement])).get(announcement.notification_id)
+        if outcome is None:
+            raise NoticeNotStored(str(announcement.notification_id))
+        return outcome
+
+    async def dispatch_all(self, announcements: list[Announcement]) -> dict[uuid.UUID, str]:
+        """Push every announced notice not pushed before, in one transaction: "pushed" or "repeat" per
+        notification id; a notice not in the registry (yet) is left out."""
+        first: dict[uuid.UUID, int] = {}
+        announced = Counter(a.notification_id for a in announcements)
+        for a in announcements:
+            first.setdefault(a.notification_id, a.stream_sequence)
+        ids = list(first)
         async with self.registry.unit_of_work() as session:
-            notice = await session.get(Notification, announcement.notification_id)
-            if notice is None:
-                raise NoticeNotStored(str(announcement.notification_id))
-            first = await session.scalar(
-                insert(NoticeDispatch)
-                .values(notification_id=notice.id, stream_sequence=announcement.stream_sequence, recipients=0)
-                .on_conflict_do_nothing(index_elements=["notification_id"])
-                .returning(NoticeDispatch.notification_id))
-            if first is None:
-                await session.execute(update(NoticeDispatch).where(NoticeDispatch.notification_id == notice.id)
-                                      .values(repeats_seen=NoticeDispatch.repeats_seen + 1))
-                return "repeat"
-            pushed = await self.channel.push(session, notice)
-            await session.execute(update(NoticeDispatch).where(NoticeDispatch.notification_id == notice.id)
-                                  .values(recipients=pushed))
-        return "pushed"
+            claimed = list(await session.scalars(_CLAIM, {"ids": ids, "seqs": list(first.values())}))
+            outcomes = dict.fromkeys(claimed, "pushed")
+            rest = [i for i in ids if i not in outcomes]
+            outcomes.update(dict.fromkeys(await session.scalars(_DISPATCHED, {"ids": rest}) if rest else [],
+                                          "repeat"))
+            # every announcement after a notice's first dispatch is a repeat, in this fetch or a later one
+            seen_again = {i: announced[i] - (outcome == "pushed") for i, outcome in outcomes.items()}
+            if any(seen_again.values()):
+                again = [i for i, n in seen_again.items() if n]
+                await session.execute(_REPEATS_SEEN, {"ids": again, "counts": [seen_again[i] for i in again]})
+            if claimed:
+                pushed = await self.channel.push(session, claimed)
+                await session.execute(_RECIPIENTS, {"ids": claimed, "counts": [pushed.get(i, 0) for i in claimed]})
+        return outcomes
 
     async def _dead_letter(self, msg: Msg, reason: str) -> str:
         stored = await dead_letter(self.js, msg, reason, subject=f"{DLQ_PREFIX}.{msg.subject}",

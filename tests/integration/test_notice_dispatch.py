@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 
 from infra.metrics import NOTICE_DISPATCHES
 from infra.settings import Settings
@@ -96,3 +97,49 @@ async def test_an_unreadable_announcement_is_dead_lettered_and_the_next_one_is_p
     assert sorted(reasons) == ["body: not JSON (JSONDecodeError)", "notification_id: not a UUID"]
     await eventually(lambda: _dispatches(service, [notice.id]), lambda d: notice.id in d,
                      what="the good notice after them pushed")
+
+
+class FakeMsg:
+    """An announcement as one fetch hands it over: records how it ended."""
+
+    def __init__(self, notification_id: uuid.UUID | str, sequence: int, delivered: int = 1) -> None:
+        self.data = json.dumps({"notification_id": str(notification_id)}).encode()
+        self.subject = f"notify.inbox.{uuid.uuid4()}"
+        self.headers: dict[str, str] = {}
+        self.metadata = SimpleNamespace(num_delivered=delivered, sequence=SimpleNamespace(stream=sequence))
+        self.ended: list[str] = []
+
+    async def ack(self) -> None:
+        self.ended.append("ack")
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.ended.append("nak")
+
+
+async def test_one_fetch_is_dispatched_together_each_announcement_ending_on_its_own(
+        settings: Settings, service: Any) -> None:
+    """A fetch holding a notice twice, a notice not stored (yet) and one already pushed: the first is pushed once
+    (the second announcement counts as a repeat), the unknown one comes back later, the old one is a repeat."""
+    fresh, old = (await _birth_notices(settings, service, 41))[:2]
+    await eventually(lambda: _dispatches(service, [fresh.id, old.id]), lambda d: len(d) == 2,
+                     what="the running dispatcher pushed the birth's notices")
+    async with service.registry.unit_of_work() as session:  # as if `fresh` had never been dispatched
+        await session.execute(delete(NoticeDispatch).where(NoticeDispatch.notification_id == fresh.id))
+        await session.execute(update(InboxMessage).where(InboxMessage.notification_id == fresh.id)
+                              .values(pushed_at=None))
+    unknown = uuid.uuid4()
+    msgs = [FakeMsg(fresh.id, 9001), FakeMsg(unknown, 9002), FakeMsg(fresh.id, 9003), FakeMsg(old.id, 9004)]
+
+    outcomes = await service.notice_dispatcher().handle_batch(msgs)  # type: ignore[arg-type]
+
+    assert outcomes == ["pushed", "retried", "repeat", "repeat"]
+    assert [m.ended for m in msgs] == [["ack"], ["nak"], ["ack"], ["ack"]]
+    rows = await _dispatches(service, [fresh.id, old.id, unknown])
+    assert set(rows) == {fresh.id, old.id}
+    assert (rows[fresh.id].stream_sequence, rows[fresh.id].repeats_seen, rows[fresh.id].recipients >= 1) == (
+        9001, 1, True)
+    assert rows[old.id].repeats_seen == 1
+    async with service.registry.unit_of_work() as session:
+        unpushed = await session.scalar(select(func.count()).select_from(InboxMessage).where(
+            InboxMessage.notification_id == fresh.id, InboxMessage.pushed_at.is_(None)))
+    assert unpushed == 0
