@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from events.bridge import ORIGINAL_SEQUENCE_HEADER, consumers
+from events.bridge import ORIGINAL_SEQUENCE_HEADER, Consumer, consumers
+from events.notice_dispatch import INBOX_SUBJECTS
 from infra.settings import Settings
 from registry.births import birth_workflow_id
 from registry.db import Registry
@@ -25,6 +26,7 @@ from registry.models import (
     HealthInsuranceCard,
     IdentityNumber,
     InboxMessage,
+    NoticeDispatch,
     Notification,
     PlannedVaccination,
     ReceivedEvent,
@@ -101,6 +103,14 @@ async def registry_checks(registry: Registry, births: Sequence[BirthRef]) -> lis
             .join(Notification, Notification.id == InboxMessage.notification_id)
             .where(Notification.citizen_person_id.in_(children))
             .group_by(InboxMessage.notification_id, InboxMessage.recipient_person_id))).all()
+        dispatches = (await session.execute(
+            select(Notification.id, NoticeDispatch.recipients, NoticeDispatch.repeats_seen)
+            .outerjoin(NoticeDispatch, NoticeDispatch.notification_id == Notification.id)
+            .where(Notification.citizen_person_id.in_(children)))).all()
+        not_pushed = int(await session.scalar(
+            select(func.count()).select_from(InboxMessage)
+            .join(Notification, Notification.id == InboxMessage.notification_id)
+            .where(Notification.citizen_person_id.in_(children), InboxMessage.pushed_at.is_(None))) or 0)
         notices_without_inbox = int(await session.scalar(
             select(func.count()).select_from(Notification)
             .where(Notification.citizen_person_id.in_(children),
@@ -135,7 +145,22 @@ async def registry_checks(registry: Registry, births: Sequence[BirthRef]) -> lis
     checks.append(Check("each notice in each recipient's inbox once", doubled_inbox == 0 and notices_without_inbox == 0
                         and bool(inbox), f"{len(inbox)} inbox messages, {doubled_inbox} duplicated, "
                                          f"{notices_without_inbox} notices with no recipient"))
+    checks.append(notices_pushed_once(dispatches, Counter(notification for notification, *_ in inbox), not_pushed))
     return checks
+
+
+def notices_pushed_once(dispatches: Sequence[Any], inbox_per_notice: Mapping[uuid.UUID, int], not_pushed: int) -> Check:
+    """Each notice claimed once by the notice dispatcher (its row), pushed to exactly the recipients in its inbox;
+    a repeated announcement (a redelivery after a kill) is only counted, never pushed again."""
+    undispatched = sum(1 for _, recipients, _ in dispatches if recipients is None)
+    miscounted = sum(1 for notification, recipients, _ in dispatches
+                     if recipients is not None and recipients != inbox_per_notice.get(notification, 0))
+    repeats = sum(n or 0 for *_, n in dispatches)
+    return Check("each notice pushed to its recipients once by the dispatcher",
+                 bool(dispatches) and undispatched == miscounted == not_pushed == 0,
+                 f"{len(dispatches) - undispatched}/{len(dispatches)} notices dispatched, {miscounted} pushed to "
+                 f"another number of recipients than their inbox, {not_pushed} inbox messages not pushed, "
+                 f"{repeats} repeated announcements seen and not pushed again")
 
 
 async def workflow_checks(client: Client, births: Sequence[BirthRef]) -> list[Check]:
@@ -178,7 +203,7 @@ async def work_sharing_check(client: Client, births: Sequence[BirthRef], least: 
 async def stream_checks(settings: Settings, js: JetStreamContext, registry: Registry,
                         published_sequences: Sequence[int]) -> list[Check]:
     """Each CIVIL message is a received event in the registry or a dead letter (by its original sequence); the
-    bridge's consumers hold nothing pending or unacknowledged."""
+    bridge's consumers and the notice dispatcher's hold nothing pending or unacknowledged."""
     info = await js.stream_info(settings.civil_stream)
     first, last = max(1, info.state.first_seq), info.state.last_seq
     dead_sequences: set[int] = set()
@@ -213,10 +238,11 @@ async def stream_checks(settings: Settings, js: JetStreamContext, registry: Regi
                     f"sequences {first}..{last}: {accounted} received events + {dead} dead letters = "
                     f"{accounted + dead}/{total}, {gaps} gaps, {len(published_sequences)} published")]
     figures, drained = [], True
-    for consumer in consumers(settings):
+    for consumer in [*consumers(settings), Consumer(settings.notify_stream, INBOX_SUBJECTS,
+                                                     settings.notice_dispatch_durable)]:
         state = await js.consumer_info(consumer.stream, consumer.durable)
         figures.append(f"{consumer.durable}: {state.num_pending} pending, {state.num_ack_pending} unacked, "
                        f"{state.num_redelivered} redelivered")
         drained = drained and state.num_pending == 0 and state.num_ack_pending == 0
-    checks.append(Check("bridge consumers drained", drained, "; ".join(figures)))
+    checks.append(Check("bridge and notice-dispatch consumers drained", drained, "; ".join(figures)))
     return checks

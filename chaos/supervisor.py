@@ -248,11 +248,18 @@ class ChaosRun:
         client = await connect_temporal(self.settings)
         nc = await connect_nats(self.settings, ADMIN, name="chaos-checks")  # reads streams and consumers
         try:
-            # The last workflows may still be closing after their sixth notice: wait for them with the deadline.
+            # The last workflows may still be closing after their sixth notice: wait for them with the deadline,
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 running = await client.count_workflows("LifeEvent = 'birth' AND ExecutionStatus = 'Running'")
                 if not running.count:
+                    break
+                await asyncio.sleep(POLL_SECONDS)
+            # and the notice dispatcher may still be pushing the last announcements
+            js = nc.jetstream()
+            while time.monotonic() < deadline:
+                state = await js.consumer_info(self.settings.notify_stream, self.settings.notice_dispatch_durable)
+                if not state.num_pending and not state.num_ack_pending:
                     break
                 await asyncio.sleep(POLL_SECONDS)
             return [*await workflow_checks(client, refs), *await registry_checks(registry, refs),

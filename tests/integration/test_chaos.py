@@ -28,7 +28,9 @@ async def test_short_chaos_plan_loses_and_duplicates_nothing() -> None:
     names = {c.name for c in result.checks}
     assert {"kill plan carried out", "one birth workflow run per registration", "one ID number per child, all distinct",
             "one notice per child per stage (6 stages)", "every CIVIL stream sequence accounted for",
-            "bridge consumers drained", "nothing stuck: no other workflow running, none needs attention",
+            "bridge and notice-dispatch consumers drained",
+            "each notice pushed to its recipients once by the dispatcher",
+            "nothing stuck: no other workflow running, none needs attention",
             "work shared by several worker processes"} <= names, summary
     kinds = ("kill -9 worker", "kill -9 bridge", "restarted Temporal", "restarted PostgreSQL")
     assert all(sum(a.startswith(kind) for a in result.actions) == 1 for kind in kinds), summary

@@ -1,7 +1,11 @@
-"""The chaos kill plan: each action at its own mark, spread over the run, servers between worker kills."""
+"""The chaos kill plan: each action at its own mark, spread over the run, servers between worker kills; the
+notice-push check."""
 
 from __future__ import annotations
 
+import uuid
+
+from chaos.checks import notices_pushed_once
 from chaos.supervisor import ChaosPlan, kill_schedule
 
 
@@ -15,3 +19,16 @@ def test_kill_plan_spreads_actions_over_the_run() -> None:
     for spread in marks:
         assert spread == sorted(spread) and len(set(spread)) == len(spread)
         assert 0 < spread[0] and spread[-1] < 1
+
+
+def test_a_notice_not_dispatched_or_pushed_to_other_recipients_fails_the_push_check() -> None:
+    a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    inbox = {a: 2, b: 1, c: 2}
+
+    assert notices_pushed_once([(a, 2, 3), (b, 1, 0), (c, 2, 0)], inbox, 0).passed
+    assert "3 repeated announcements" in notices_pushed_once([(a, 2, 3), (b, 1, 0), (c, 2, 0)], inbox, 0).figures
+    undispatched = notices_pushed_once([(a, 2, 0), (b, None, None), (c, 2, 0)], inbox, 1)
+    assert not undispatched.passed and "2/3 notices dispatched" in undispatched.figures
+    assert not notices_pushed_once([(a, 1, 0), (b, 1, 0), (c, 2, 0)], inbox, 0).passed
+    assert not notices_pushed_once([(a, 2, 0), (b, 1, 0), (c, 2, 0)], inbox, 1).passed
+    assert not notices_pushed_once([], {}, 0).passed
