@@ -41,7 +41,7 @@ from activities import (
     school_planning,
 )
 from activities.common import agency_activity
-from activities.stages import stage_with_notice
+from activities.stages import birth_at_once, stage_with_notice
 from events.birth_corrected import BirthCorrectedHandler
 from events.birth_registered import BirthHandler
 from events.bridge import EventBridge
@@ -154,6 +154,7 @@ def build_activities(registry: Registry, js: JetStreamContext, lifecycles: Tempo
         *(agency_activity(name, agency, step) for name, (agency, step) in stage_steps.items()),
         *(stage_with_notice(name, agency, STAGE_STEPS[name], step, notices.notify_family, registry)
           for name, (agency, step) in stage_steps.items()),
+        birth_at_once(stage_steps, notices.notify_family, registry, lifecycles.start_for_child),
         agency_activity("apply_dose_report", health.AGENCY, health_agency.apply_dose_report),
         agency_activity("notify_family", notification.AGENCY, notices.notify_family),
         agency_activity("load_agenda", lifecycle.AGENCY, citizen.load_agenda),

@@ -36,13 +36,33 @@ async def require_child(session: AsyncSession, person_id: uuid.UUID) -> Person:
 _REGISTERED_AT = select(BirthRegistration.registered_at).where(BirthRegistration.child_person_id == bindparam("person"))
 
 
+_TRANSACTION_MEMOS = "lifeevents.transaction_memos"
+
+
+def transaction_memo(session: AsyncSession, name: str) -> dict[Any, Any]:
+    """A dict that lives as long as the session's transaction: what a step read that the next step of the same
+    transaction (`Registry.one_transaction`) would read again."""
+    memos: dict[str, dict[Any, Any]] = session.info.setdefault(_TRANSACTION_MEMOS, {})
+    return memos.setdefault(name, {})
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_transaction_memos(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_TRANSACTION_MEMOS, None)
+
+
 async def registered_on(session: AsyncSession, person_id: uuid.UUID) -> date:
     """The local date the citizen's birth was registered: every agency decides from the age on that day.
 
-    A citizen registered before this system (no registration row) is treated as registered today.
+    A citizen registered before this system (no registration row) is treated as registered today. Read once per
+    transaction: the stages of a birth that share one ask it four times.
     """
-    at = await session.scalar(_REGISTERED_AT, {"person": person_id})
-    return rules.local_date(at if at is not None else datetime.now(UTC))
+    known: dict[uuid.UUID, date] = transaction_memo(session, "registered_on")
+    if person_id not in known:
+        at = await session.scalar(_REGISTERED_AT, {"person": person_id})
+        known[person_id] = rules.local_date(at if at is not None else datetime.now(UTC))
+    return known[person_id]
 
 
 """`fields` of a read whose call site does not name the fields it reads: the person record as a whole."""

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 import rules
-from activities.common import log_access, registered_on, require_child
+from activities.common import log_access, registered_on, require_child, transaction_memo
 from infra.metrics import NOTICES
 from infra.settings import PROJECT_ROOT
 from infra.telemetry import current_trace_headers, tracer
@@ -160,6 +160,20 @@ _PLAN_OF = (select(PlannedVaccination).where(PlannedVaccination.person_id == bin
             .order_by(PlannedVaccination.due_date, PlannedVaccination.vaccine, PlannedVaccination.dose))
 
 
+async def _citizen_for_notice(session: AsyncSession, citizen_id: uuid.UUID,
+                              declarant_id: uuid.UUID | None) -> tuple[Person, str | None, str | None, str | None]:
+    """The citizen (locked FOR SHARE) and the parents' and declarant's status: read and locked once per
+    transaction, however many notices it sends (a birth's stages at once send six); the lock holds to the end."""
+    known = transaction_memo(session, "citizen_for_notice")
+    if (citizen_id, declarant_id) not in known:
+        found = (await session.execute(_CITIZEN_FOR_NOTICE, {"citizen": citizen_id,
+                                                             "declarant": declarant_id})).first()
+        if found is None:
+            await require_child(session, citizen_id)  # raises: the record is missing
+        known[citizen_id, declarant_id] = tuple(found)  # type: ignore[arg-type]
+    return known[citizen_id, declarant_id]  # type: ignore[no-any-return]
+
+
 async def recipients_of(session: AsyncSession, citizen: Person, on: date,
                         declarant_id: uuid.UUID | None = None,
                         status: dict[uuid.UUID, str] | None = None) -> list[tuple[uuid.UUID, str]]:
@@ -206,11 +220,8 @@ class RegistryNotificationAgency:
         statement.
         """
         async with self.registry.unit_of_work() as session:
-            found = (await session.execute(_CITIZEN_FOR_NOTICE, {"citizen": citizen_id,
-                                                                 "declarant": declarant_id})).first()
-            if found is None:
-                await require_child(session, citizen_id)  # raises: the record is missing
-            citizen, mother_status, father_status, declarant_status = found  # type: ignore[misc]
+            citizen, mother_status, father_status, declarant_status = await _citizen_for_notice(
+                session, citizen_id, declarant_id)
             if citizen.status == "deceased" and kind not in AFTER_DEATH:
                 log.info("notice %s not sent: the citizen's death is recorded", kind)
                 NOTICES.labels("withheld").inc()

@@ -9,12 +9,34 @@ local activity (one workflow activation, one transaction, one history marker) pe
 from __future__ import annotations
 
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from activities.common import agency_activity, timed
-from workflows.contracts import NoticeInput, NoticeOutcome, Stage, notice_after, with_notice
+from temporalio import activity
+
+from activities.common import agency_activity, run_step, timed
+from activities.lifecycle import AGENCY as LIFECYCLE
+from activities.notification import AGENCY as NOTIFICATION
+from workflows.contracts import (
+    BIRTH_AT_ONCE,
+    STAGE_STEPS,
+    AssignIdInput,
+    BirthAtOnce,
+    BirthAtOnceInput,
+    ChildRef,
+    IdAssigned,
+    NoticeInput,
+    NoticeOutcome,
+    RecordBirthInput,
+    RecordedBirth,
+    ResidenceInput,
+    ResidenceOutcome,
+    Stage,
+    StepDone,
+    notice_after,
+    with_notice,
+)
 
 Notify = Callable[[NoticeInput], Awaitable[NoticeOutcome]]
 
@@ -46,3 +68,48 @@ def stage_with_notice(step_name: str, agency: str, stage: Stage, step: Callable[
     step_and_notice.__annotations__ = {"inp": arg_type, "return": hints["return"]}
     return agency_activity(with_notice(step_name), agency, step_and_notice)
 
+
+
+StartLifecycle = Callable[[ChildRef], Awaitable[StepDone]]
+
+
+def birth_at_once(steps: Mapping[str, tuple[str, Callable[[Any], Awaitable[Any]]]], notify: Notify,
+                  registry: StageTransaction, start_lifecycle: StartLifecycle) -> Callable[..., Any]:
+    """The activity `BIRTH_AT_ONCE`: every stage of a birth, each followed by the family's notice, in ONE
+    transaction; then (once every stage is done) the hand-over to the citizen's lifecycle.
+
+    `steps`: step name -> (agency, step), the same ports the stage-by-stage activities run. The fast path of a
+    birth: one activation, one marker and one commit instead of seven. It is all or nothing: any failure rolls
+    every stage back and the workflow goes stage by stage instead (with each step's retries and the operator's
+    repairs), so a failing agency costs one wasted attempt, never a half-done birth. A residence that needs a
+    person is not a failure: the stages done are returned, and the school forecast and the hand-over wait."""
+
+    async def stage(name: str, inp: Any) -> Any:
+        agency, step = steps[name]
+        result = await timed(name, run_step(agency, step(inp)))
+        await registry.between_steps()
+        notice = notice_after(STAGE_STEPS[name], inp, result)
+        if notice is not None:
+            await timed("notify_family", run_step(NOTIFICATION, notify(notice)))
+            await registry.between_steps()
+        return result
+
+    async def act_on_birth_at_once(inp: BirthAtOnceInput) -> BirthAtOnce:
+        async with registry.one_transaction():
+            recorded: RecordedBirth = await stage("record_birth", RecordBirthInput(
+                registration_number=inp.registration_number, workflow_id=inp.workflow_id))
+            ref = ChildRef(child_person_id=recorded.child_person_id, workflow_id=inp.workflow_id)
+            id_assigned: IdAssigned = await stage("assign_personal_id", AssignIdInput(
+                **ref.model_dump(), registration_number=inp.registration_number, province_code=inp.province_code))
+            residence: ResidenceOutcome = await stage("register_residence", ResidenceInput(**ref.model_dump()))
+            card: StepDone = await stage("issue_child_health_card", ref)
+            vaccinations: StepDone = await stage("plan_vaccinations", ref)
+            school: StepDone | None = (await stage("add_to_school_forecast", ref)) if residence.registered else None
+        lifecycle = None
+        if school is not None:  # after the commit: the lifecycle reads what the stages wrote
+            lifecycle = await timed("start_citizen_lifecycle", run_step(LIFECYCLE, start_lifecycle(ref)))
+        return BirthAtOnce(recorded=recorded, id_assigned=id_assigned, residence=residence, health_card=card,
+                           vaccinations=vaccinations, school=school, lifecycle=lifecycle)
+
+    act_on_birth_at_once.__name__ = act_on_birth_at_once.__qualname__ = BIRTH_AT_ONCE
+    return activity.defn(name=BIRTH_AT_ONCE)(act_on_birth_at_once)

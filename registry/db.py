@@ -5,8 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+
+_KEEP_LOADED = "lifeevents.keep_loaded"
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+def _keep_loaded(session: Session, instance: Any) -> None:
+    """Inside `one_transaction()`: hold every row loaded, so the next step's `session.get` finds it (the identity
+    map alone holds them weakly: a row the step before let go would be read again)."""
+    kept = session.info.get(_KEEP_LOADED)
+    if kept is not None:
+        kept.append(instance)
 
 
 def make_engine(database_url: str, *, pool_size: int = 10, connect_timeout: float | None = None) -> AsyncEngine:
@@ -51,18 +65,22 @@ class Registry:
             raise RuntimeError("one_transaction() does not nest")
         async with self._sessions() as session, session.begin():
             token = self._joined.set(session)
+            session.info[_KEEP_LOADED] = []
             try:
                 yield session
             finally:
                 self._joined.reset(token)
+                session.info.pop(_KEEP_LOADED, None)
 
     async def between_steps(self) -> None:
-        """Inside `one_transaction()`: write what the first step changed and forget the loaded rows, so the next
-        step reads them as they now are (a bulk UPDATE leaves an object already loaded as it was)."""
+        """Inside `one_transaction()`: write what the step before changed, so the next one's queries see it.
+
+        The loaded rows are kept: every change a step makes goes through this session, as ORM attribute changes or
+        ORM-enabled UPDATEs (which SQLAlchemy applies to the loaded objects too, `synchronize_session="auto"`), so
+        they are as current as the database, and the next step's `session.get` of the same row costs no query."""
         session = self._joined.get()
         if session is not None:
             await session.flush()
-            session.expire_all()
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -28,8 +28,11 @@ with workflow.unsafe.imports_passed_through():
         STAGE,
     )
     from workflows.contracts import (
+        BIRTH_AT_ONCE,
         BIRTH_STAGES,
         AssignIdInput,
+        BirthAtOnce,
+        BirthAtOnceInput,
         BirthCase,
         BirthOutcome,
         ChildRef,
@@ -68,6 +71,11 @@ STAGE_NOTICE_PATCH = "stage-steps-with-notice"
 """Registrations started since run each stage's step and the family's notice about it as one local activity (one
 transaction, one activation and one marker per stage instead of two); histories recorded before replay with the
 notice as a step of its own. Only with local steps."""
+STAGES_AT_ONCE_PATCH = "birth-stages-at-once"
+"""Registrations started since first try every stage, each with its notice, and the hand-over in one local activity
+and one transaction (`BIRTH_AT_ONCE`); if that fails they go stage by stage as before. Only with notices in steps."""
+AT_ONCE_RETRY = RetryPolicy(maximum_attempts=1)
+"""The all-stages step is not retried: its fallback is the stage-by-stage path, which has the retries."""
 LOCAL_RETRY_THRESHOLD = AGENCY_RETRY.initial_interval
 """A local step's first quick retry waits in the worker; every longer backoff is a durable workflow timer, so the
 retry budget (`AGENCY_RETRY`) and the wait for an operator after it are the same as for a regular activity."""
@@ -109,6 +117,9 @@ class BirthRegistrationWorkflow:
         """Decided once at the start of `run` (LOCAL_STEPS_PATCH)."""
         self._notice_in_step = False
         """Decided once at the start of `run` (STAGE_NOTICE_PATCH): a stage's notice goes with its step."""
+        self._done_early: dict[str, BaseModel] = {}
+        """Step name -> what it returned inside the all-stages step (STAGES_AT_ONCE_PATCH), taken by `_call`
+        instead of running the step again."""
 
     @workflow.run
     async def run(self, case: BirthCase) -> BirthOutcome:
@@ -118,6 +129,8 @@ class BirthRegistrationWorkflow:
         workflow.upsert_search_attributes([LIFE_EVENT.value_set("birth"),
                                            PROVINCE_CODE.value_set(case.province_code),
                                            NEEDS_ATTENTION.value_set(False)])
+        if self._notice_in_step and self._uses_stages_at_once():
+            self._done_early = await self._all_stages_at_once(case, wf_id)
 
         recorded = await self._stage(Stage.BIRTH_RECORDED, lambda: self._call(
             "record_birth", RecordBirthInput(registration_number=case.registration_number, workflow_id=wf_id),
@@ -185,6 +198,21 @@ class BirthRegistrationWorkflow:
         """
         await self._call("start_citizen_lifecycle", ref, StepDone)
 
+    async def _all_stages_at_once(self, case: BirthCase, wf_id: str) -> dict[str, BaseModel]:
+        """Every stage in one step; what it did is then taken stage by stage, in the usual order, by `_call`.
+        Empty when it failed: each step then runs on its own, with its retries and its notice."""
+        try:
+            done: BirthAtOnce = await workflow.execute_local_activity(
+                BIRTH_AT_ONCE, BirthAtOnceInput(registration_number=case.registration_number,
+                                                province_code=case.province_code, workflow_id=wf_id),
+                result_type=BirthAtOnce, start_to_close_timeout=STEP_TIMEOUT, retry_policy=AT_ONCE_RETRY,
+                summary="every stage and its notice in one transaction, then the lifecycle")
+        except (ActivityError, ApplicationError) as err:
+            cause = err.cause if isinstance(err, ActivityError) else err
+            workflow.logger.info("going stage by stage: the all-stages step failed (%s)", type(cause).__name__)
+            return {}
+        return done.by_step()
+
     async def _stage(self, stage: Stage, step: Callable[[], Awaitable[T]]) -> T:
         self._set(stage, "running")
         result = await step()
@@ -205,6 +233,9 @@ class BirthRegistrationWorkflow:
 
         `with_its_notice`: the step's stage is notified in the same activity (STAGE_NOTICE_PATCH), when the
         step says it happened; a failure is still reported under the step's own name."""
+        done_early = self._done_early.pop(activity_name, None)
+        if done_early is not None:
+            return result_type.model_validate(done_early)
         summary = summary or STEP_SUMMARIES.get(activity_name)
         run_as = activity_name
         if with_its_notice and self._notice_in_step:
@@ -233,6 +264,9 @@ class BirthRegistrationWorkflow:
 
     def _uses_local_steps(self) -> bool:
         return workflow.patched(LOCAL_STEPS_PATCH)
+
+    def _uses_stages_at_once(self) -> bool:
+        return workflow.patched(STAGES_AT_ONCE_PATCH)
 
     async def _execute(self, activity_name: str, arg: BaseModel, result_type: type[T], summary: str | None) -> T:
         result: Any

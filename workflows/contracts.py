@@ -127,6 +127,39 @@ def notice_after(stage: Stage, inp: RecordBirthInput | ChildRef, result: BaseMod
     return NoticeInput(child_person_id=child, workflow_id=inp.workflow_id, stage=stage)
 
 
+BIRTH_AT_ONCE = "act_on_birth_at_once"
+"""The activity that runs every stage of a birth, each with the family's notice, in one transaction."""
+
+
+class BirthAtOnceInput(_Ref):
+    registration_number: str
+    province_code: str
+    workflow_id: str
+
+
+class BirthAtOnce(_Ref):
+    """What each of the birth's steps returned when they ran in one transaction (`BIRTH_AT_ONCE`), by step name:
+    `record_birth`, `assign_personal_id`, `register_residence`, `issue_child_health_card`, `plan_vaccinations`,
+    and, once the residence is registered, `add_to_school_forecast` and `start_citizen_lifecycle`. A step that is
+    not here still has to run (the residence waits for a person)."""
+
+    recorded: RecordedBirth
+    id_assigned: IdAssigned
+    residence: ResidenceOutcome
+    health_card: StepDone
+    vaccinations: StepDone
+    school: StepDone | None = None
+    lifecycle: StepDone | None = None
+
+    def by_step(self) -> dict[str, BaseModel]:
+        steps: dict[str, BaseModel | None] = {
+            "record_birth": self.recorded, "assign_personal_id": self.id_assigned,
+            "register_residence": self.residence, "issue_child_health_card": self.health_card,
+            "plan_vaccinations": self.vaccinations, "add_to_school_forecast": self.school,
+            "start_citizen_lifecycle": self.lifecycle}
+        return {name: result for name, result in steps.items() if result is not None}
+
+
 class StageState(_Ref):
     stage: Stage
     state: str  # pending | running | done | needs_attention | not_applicable
