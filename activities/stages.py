@@ -95,6 +95,9 @@ def birth_at_once(steps: Mapping[str, tuple[str, Callable[[Any], Awaitable[Any]]
         return result
 
     async def act_on_birth_at_once(inp: BirthAtOnceInput) -> BirthAtOnce:
+        return await timed(BIRTH_AT_ONCE, every_stage(inp))
+
+    async def every_stage(inp: BirthAtOnceInput) -> BirthAtOnce:
         async with registry.one_transaction():
             recorded: RecordedBirth = await stage("record_birth", RecordBirthInput(
                 registration_number=inp.registration_number, workflow_id=inp.workflow_id))

@@ -74,6 +74,8 @@ notice as a step of its own. Only with local steps."""
 STAGES_AT_ONCE_PATCH = "birth-stages-at-once"
 """Registrations started since first try every stage, each with its notice, and the hand-over in one local activity
 and one transaction (`BIRTH_AT_ONCE`); if that fails they go stage by stage as before. Only with notices in steps."""
+AT_ONCE_SUMMARY = "all six stages, each with the family's notice, in one transaction; then the lifecycle"
+"""The all-stages step's bar in the Temporal UI; what it leaves undone has bars of its own after it."""
 AT_ONCE_RETRY = RetryPolicy(maximum_attempts=1)
 """The all-stages step is not retried: its fallback is the stage-by-stage path, which has the retries."""
 LOCAL_RETRY_THRESHOLD = AGENCY_RETRY.initial_interval
@@ -206,7 +208,7 @@ class BirthRegistrationWorkflow:
                 BIRTH_AT_ONCE, BirthAtOnceInput(registration_number=case.registration_number,
                                                 province_code=case.province_code, workflow_id=wf_id),
                 result_type=BirthAtOnce, start_to_close_timeout=STEP_TIMEOUT, retry_policy=AT_ONCE_RETRY,
-                summary="every stage and its notice in one transaction, then the lifecycle")
+                summary=AT_ONCE_SUMMARY)
         except (ActivityError, ApplicationError) as err:
             cause = err.cause if isinstance(err, ActivityError) else err
             workflow.logger.info("going stage by stage: the all-stages step failed (%s)", type(cause).__name__)
@@ -288,6 +290,8 @@ class BirthRegistrationWorkflow:
         """Keep the `Stage` search attribute on the stage the registration is at, so operators can search for
         births by stage while they are in flight. Of stages running side by side, one waiting for a person wins,
         else the earliest in the registration's order; upserted only when that changes."""
+        if self._done_early:  # stages already done in one step pass by in one activation: show where they end
+            return
         open_stages = [s for s in BIRTH_STAGES if self._stages[s].state in ("running", "needs_attention")]
         waiting = [s for s in open_stages if self._stages[s].state == "needs_attention"]
         shown = waiting or open_stages

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from tests.integration.test_cli import cli
 from tests.integration.test_moves_and_corrections import correction_of
 from workflows.birth import BirthRegistrationWorkflow
 from workflows.client import TemporalBirthStarter, birth_workflow_id
-from workflows.contracts import ChildRef, StepDone, with_notice
+from workflows.contracts import BIRTH_AT_ONCE, with_notice
 
 pytestmark = pytest.mark.integration
 
@@ -138,17 +139,17 @@ async def worker_with_a_broken_agency(service: Any, task_queue: str, broken: dic
     activities = worker.build_activities(service.registry, service.js,
                                          worker.TemporalLifecycles(service.client, task_queue),
                                          data_dir=service.settings.data_dir)
-    names = ("add_to_school_forecast", with_notice("add_to_school_forecast"))  # alone, and with its notice
+    # alone, with its notice, and among every stage at once
+    names = ("add_to_school_forecast", with_notice("add_to_school_forecast"), BIRTH_AT_ONCE)
     real = {a.__name__: a for a in activities if a.__name__ in names}
 
     def broken_while_scripted(name: str) -> Any:
-        @activity.defn(name=name)
-        async def school_forecast(ref: ChildRef) -> StepDone:
+        async def school_forecast(inp: Any) -> Any:
             if broken["school"]:
                 raise ApplicationError("education registry down (scripted)", type="AgencyDown", non_retryable=True)
-            result: StepDone = await real[name](ref)
-            return result
-        return school_forecast
+            return await real[name](inp)
+        school_forecast.__annotations__ = typing.get_type_hints(real[name])  # the same input and result types
+        return activity.defn(name=name)(school_forecast)
 
     others = [a for a in activities if a.__name__ not in names]
     async with Worker(service.client, task_queue=task_queue, workflows=worker.WORKFLOWS,

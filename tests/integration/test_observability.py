@@ -22,7 +22,7 @@ from starter import publish_raw
 from tests.helpers import eventually
 from tests.integration.test_birth_end_to_end import ALL_STAGES, birth_event, wait_all_stages
 from workflows.client import birth_workflow_id
-from workflows.contracts import STAGE_STEPS, with_notice
+from workflows.contracts import BIRTH_AT_ONCE
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +42,8 @@ def _named(spans: list[ReadableSpan], prefix: str) -> list[ReadableSpan]:
 async def test_one_birth_is_one_trace_from_publish_to_the_last_notice(settings: Settings, service: Any,
                                                                       span_recorder: Any) -> None:
     reg, raw = birth_event(377)
-    stage_steps = {f"RunActivity:{with_notice(step)}" for step in STAGE_STEPS}  # each stage with its notice
-    every_step = {*stage_steps, "RunActivity:start_citizen_lifecycle"}
+    stage_steps = {f"RunActivity:{BIRTH_AT_ONCE}"}  # every stage with its notice, and the hand-over, in one step
+    every_step = stage_steps
     with span_recorder.recording() as exporter:
         [published] = await publish_raw(settings, [raw], progress=False)
         await wait_all_stages(service, [reg])
@@ -153,7 +153,7 @@ async def test_metrics_endpoint_counts_a_birth_and_shows_temporal_metrics(settin
     assert grew("lifeevents_ledger_writes_total", agency="notification") >= ALL_STAGES
     assert grew("lifeevents_stage_duration_seconds_count", step="record_birth", outcome="done") >= 1
     assert grew("lifeevents_stage_duration_seconds_count", step="notify_family", outcome="done") >= ALL_STAGES
-    assert grew("lifeevents_stage_duration_seconds_count", step=with_notice("record_birth"), outcome="done") >= 1
+    assert grew("lifeevents_stage_duration_seconds_count", step=BIRTH_AT_ONCE, outcome="done") >= 1
     temporal = {name: value for (name, _), value in after.items() if name.startswith("temporal_")}
     assert temporal.get("temporal_workflow_completed_total", 0) > 0, sorted(temporal)
     assert temporal.get("temporal_local_activity_execution_latency_count", 0) > 0, sorted(temporal)  # the steps

@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.stages import birth_at_once
 from cli.common import CliError
 from cli.lifecycle import find_time_skipping_server
 from infra.codec import EncryptionCodec, PayloadKeys, converter_with
@@ -163,7 +164,9 @@ class FakeAgencies:
             self.record_birth, self.assign_personal_id, self.register_residence, self.issue_child_health_card,
             self.plan_vaccinations, self.add_to_school_forecast]
         return [*steps, self.notify_family, self.start_citizen_lifecycle,
-                *(step_with_its_notice(step, self.notify_family) for step in steps)]
+                *(step_with_its_notice(step, self.notify_family) for step in steps),
+                birth_at_once({name: ("fake", step) for name, step in zip(STAGE_STEPS, steps, strict=True)},
+                              self.notify_family, NoTransaction(), self.start_citizen_lifecycle)]
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _start(self, name: str, arg: Any, stage: Stage | None = None) -> int:
@@ -277,6 +280,17 @@ class FakeAgencies:
         return NoticeOutcome(notification_id=uuid.uuid5(uuid.NAMESPACE_URL, key), newly_created=newly)
 
 
+class NoTransaction:
+    """The fakes keep no database: `birth_at_once` runs them as they are (their steps are idempotent, as the
+    registry's are, so the stage-by-stage path after a failed all-stages step repeats nothing that took effect)."""
+
+    def one_transaction(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    async def between_steps(self) -> None:
+        return None
+
+
 def step_with_its_notice(step: Callable[[Any], Awaitable[Any]],
                          notify: Callable[[NoticeInput], Awaitable[NoticeOutcome]]) -> Callable[..., Any]:
     """The fake of `activities.stages.stage_with_notice`: the fake step, then the fake notice when
@@ -344,18 +358,24 @@ class Births:
 
 
 STEP_KINDS = ("local", "regular")
+AT_ONCE = "at_once"
 
 
 @pytest.fixture
 def step_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """How the birth workflow runs its agency steps: "local" (new registrations, LOCAL_STEPS_PATCH) or "regular"
-    (registrations started before the patch; `pytest.mark.parametrize("step_kind", STEP_KINDS, indirect=True)`).
+    """How the birth workflow runs its agency steps: "at_once" (new registrations: every stage in one step,
+    STAGES_AT_ONCE_PATCH, stage by stage when that fails), "local" (stage by stage as local activities, each with
+    its notice: the fallback, and registrations started before that patch) or "regular" (registrations started
+    before LOCAL_STEPS_PATCH); `pytest.mark.parametrize("step_kind", STEP_KINDS, indirect=True)`.
 
-    The regular path is forced by overriding the workflow's one decision point, which takes effect only without
-    the sandbox (the sandbox re-imports the workflow module)."""
+    Most tests look at the stage-by-stage path ("local", the default), which every failure and repair goes
+    through. The older paths are forced by overriding the workflow's decision points, which takes effect only
+    without the sandbox (the sandbox re-imports the workflow module); "at_once" runs in the sandbox."""
     kind: str = getattr(request, "param", "local")
     if kind == "regular":
         monkeypatch.setattr(BirthRegistrationWorkflow, "_uses_local_steps", lambda self: False)
+    if kind != AT_ONCE:
+        monkeypatch.setattr(BirthRegistrationWorkflow, "_uses_stages_at_once", lambda self: False)
     return kind
 
 
@@ -363,7 +383,7 @@ def step_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 async def births(env: WorkflowEnvironment, agencies: FakeAgencies, step_kind: str) -> AsyncIterator[Births]:
     """A worker with the real workflow and the fake agencies, on a task queue of its own."""
     runner = Births(env.client, agencies)
-    unsandboxed = {"workflow_runner": UnsandboxedWorkflowRunner()} if step_kind == "regular" else {}
+    unsandboxed = {"workflow_runner": UnsandboxedWorkflowRunner()} if step_kind != AT_ONCE else {}
     async with Worker(env.client, task_queue=runner.task_queue, workflows=[BirthRegistrationWorkflow],
                       activities=agencies.activities, **unsandboxed):  # type: ignore[arg-type]
         try:

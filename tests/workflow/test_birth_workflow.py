@@ -49,7 +49,8 @@ from .conftest import (
 
 COMMITTED_HISTORIES = ("birth_happy_path", "birth_needs_attention", "birth_lifecycle_handover",
                        "lifecycle_dose_reported", "death_registration", "move_workflow", "correction_workflow",
-                       "school_plan", "birth_local_steps", "lifecycle_local_steps", "birth_stage_notices")
+                       "school_plan", "birth_local_steps", "lifecycle_local_steps", "birth_stage_notices",
+                       "birth_stages_at_once")
 
 STAGE_ACTIVITY = {
     Stage.BIRTH_RECORDED: "record_birth",
