@@ -73,7 +73,9 @@ transaction, one activation and one marker per stage instead of two); histories 
 notice as a step of its own. Only with local steps."""
 STAGES_AT_ONCE_PATCH = "birth-stages-at-once"
 """Registrations started since first try every stage, each with its notice, and the hand-over in one local activity
-and one transaction (`BIRTH_AT_ONCE`); if that fails they go stage by stage as before. Only with notices in steps."""
+and one transaction (`BIRTH_AT_ONCE`); if that fails they go stage by stage as before. Asked first: where it holds,
+so do LOCAL_STEPS_PATCH, STAGE_NOTICE_PATCH, LIFECYCLE_PATCH and STAGE_PROGRESS_PATCH, which are not asked (each
+asked patch is a marker and a search-attribute upsert in history)."""
 AT_ONCE_SUMMARY = "all six stages, each with the family's notice, in one transaction; then the lifecycle"
 """The all-stages step's bar in the Temporal UI; what it leaves undone has bars of its own after it."""
 AT_ONCE_RETRY = RetryPolicy(maximum_attempts=1)
@@ -119,6 +121,8 @@ class BirthRegistrationWorkflow:
         """Decided once at the start of `run` (LOCAL_STEPS_PATCH)."""
         self._notice_in_step = False
         """Decided once at the start of `run` (STAGE_NOTICE_PATCH): a stage's notice goes with its step."""
+        self._at_once = False
+        """Decided first in `run` (STAGES_AT_ONCE_PATCH); it implies the other patches, which are then not asked."""
         self._done_early: dict[str, BaseModel] = {}
         """Step name -> what it returned inside the all-stages step (STAGES_AT_ONCE_PATCH), taken by `_call`
         instead of running the step again."""
@@ -126,12 +130,16 @@ class BirthRegistrationWorkflow:
     @workflow.run
     async def run(self, case: BirthCase) -> BirthOutcome:
         wf_id = workflow.info().workflow_id
-        self._local_steps = self._uses_local_steps()
-        self._notice_in_step = self._local_steps and workflow.patched(STAGE_NOTICE_PATCH)
+        self._at_once = self._uses_stages_at_once()
+        if self._at_once:  # implies every patch before it: one marker for a new registration instead of five
+            self._local_steps = self._notice_in_step = True
+        else:
+            self._local_steps = self._uses_local_steps()
+            self._notice_in_step = self._local_steps and workflow.patched(STAGE_NOTICE_PATCH)
         workflow.upsert_search_attributes([LIFE_EVENT.value_set("birth"),
                                            PROVINCE_CODE.value_set(case.province_code),
                                            NEEDS_ATTENTION.value_set(False)])
-        if self._notice_in_step and self._uses_stages_at_once():
+        if self._at_once:
             self._done_early = await self._all_stages_at_once(case, wf_id)
 
         recorded = await self._stage(Stage.BIRTH_RECORDED, lambda: self._call(
@@ -153,7 +161,7 @@ class BirthRegistrationWorkflow:
             self._simple_stage(ref, Stage.VACCINATION_PLANNED, "plan_vaccinations"),
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if workflow.patched(LIFECYCLE_PATCH):
+        if self._at_once or workflow.patched(LIFECYCLE_PATCH):
             await self._hand_over_to_lifecycle(ref)
         self._stage_shown = "completed"
         workflow.upsert_search_attributes([STAGE.value_set("completed")])
@@ -297,7 +305,7 @@ class BirthRegistrationWorkflow:
         shown = waiting or open_stages
         if not shown or shown[0].value == self._stage_shown:
             return
-        if not workflow.patched(STAGE_PROGRESS_PATCH):
+        if not self._at_once and not workflow.patched(STAGE_PROGRESS_PATCH):
             return
         self._stage_shown = shown[0].value
         workflow.upsert_search_attributes([STAGE.value_set(shown[0].value)])
