@@ -11,7 +11,8 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from temporalio.exceptions import ApplicationError
 
 from activities.common import log_access
@@ -45,10 +46,11 @@ class RegistryCivilRegistry:
                                        non_retryable=True)
             data: dict[str, Any] = reg.payload
             born = date.fromisoformat(data["child"]["date_of_birth"])
-            mother, mother_found = await _match_parent(session, "mother", data.get("mother"), born, inp.workflow_id)
-            father, father_found = await _match_parent(session, "father", data.get("father"), born, inp.workflow_id)
+            named = {role: data.get(role) or {} for role in ("mother", "father")}
+            on_record = await _persons_by_id_number(session, [n.get("id_number") for n in named.values()])
+            mother, mother_found = _match_parent(session, "mother", named["mother"], on_record, born, inp.workflow_id)
+            father, father_found = _match_parent(session, "father", named["father"], on_record, born, inp.workflow_id)
             if reg.child_person_id is None:
-                reg.parent_match = {"mother": mother_found, "father": father_found}
                 child_data = data["child"]
                 informant = data["informant"]
                 child = Person(
@@ -63,7 +65,8 @@ class RegistryCivilRegistry:
                     preferred_language=informant.get("preferred_language", "vi"),
                 )
                 session.add(child)
-                await session.flush()
+                await session.flush()  # the child's row first: the registration refers to it
+                reg.parent_match = {"mother": mother_found, "father": father_found}
                 reg.child_person_id = child.id
                 reg.recorded_at = datetime.now(UTC)
             assert reg.child_person_id is not None
@@ -71,15 +74,25 @@ class RegistryCivilRegistry:
                                  father_known=father is not None)
 
 
-async def _match_parent(session: Any, role: Role, named: dict[str, Any] | None, child_born: date,
-                       workflow_id: str) -> tuple[Person | None, str]:
+_PERSONS_BY_ID_NUMBER = select(Person).where(
+    Person.personal_id_number == any_(bindparam("numbers", type_=ARRAY(String()))))
+
+
+async def _persons_by_id_number(session: Any, numbers: list[str | None]) -> dict[str, Person]:
+    """The persons the event's parents' ID numbers name, in one round trip (none when no number is given)."""
+    wanted = [n for n in numbers if n]
+    if not wanted:
+        return {}
+    found = (await session.scalars(_PERSONS_BY_ID_NUMBER, {"numbers": wanted})).all()
+    return {p.personal_id_number: p for p in found if p.personal_id_number}
+
+
+def _match_parent(session: Any, role: Role, named: dict[str, Any], on_record: dict[str, Person], child_born: date,
+                  workflow_id: str) -> tuple[Person | None, str]:
     """The person to link as the child's `role` (None unless the record matches) and what was found."""
-    id_number = (named or {}).get("id_number")
-    person: Person | None = None
-    if id_number:
-        person = (await session.execute(select(Person).where(Person.personal_id_number == id_number)
-                                        )).scalar_one_or_none()
-    found = match_outcome(role, id_number=id_number, named=(named or {}).get("full_name"), child_born=child_born,
+    id_number = named.get("id_number")
+    person = on_record.get(id_number) if id_number else None
+    found = match_outcome(role, id_number=id_number, named=named.get("full_name"), child_born=child_born,
                           person=None if person is None else RecordedPerson(
                               full_name=person.full_name, sex=person.sex, date_of_birth=person.date_of_birth))
     if person is None:

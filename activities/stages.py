@@ -1,9 +1,10 @@
-"""A birth stage and the family's notice about it, as one activity and one transaction.
+"""A birth's stages and the family's notice about each, as one activity and one transaction.
 
 The agency's step and the notification agency's notice stay two ports that know nothing of each other; this
 module only runs them back to back inside one registry transaction (`Registry.one_transaction`): the stage's
-effect and its notice commit together or not at all, a retry repeats both idempotently, and a birth costs one
-local activity (one workflow activation, one transaction, one history marker) per stage instead of two.
+effect and its notice commit together or not at all, and a retry repeats both idempotently.
+`birth_at_once` does so for every stage of a birth (the fast path of a new registration: one local activity, one
+activation, one commit); `stage_with_notice` for one stage (the stage-by-stage path it falls back to).
 """
 
 from __future__ import annotations
@@ -69,7 +70,6 @@ def stage_with_notice(step_name: str, agency: str, stage: Stage, step: Callable[
     return agency_activity(with_notice(step_name), agency, step_and_notice)
 
 
-
 StartLifecycle = Callable[[ChildRef], Awaitable[StepDone]]
 
 
@@ -95,7 +95,8 @@ def birth_at_once(steps: Mapping[str, tuple[str, Callable[[Any], Awaitable[Any]]
         return result
 
     async def act_on_birth_at_once(inp: BirthAtOnceInput) -> BirthAtOnce:
-        return await timed(BIRTH_AT_ONCE, every_stage(inp))
+        # run_step also around the commit: a constraint that fails there must not quote a row into history
+        return await timed(BIRTH_AT_ONCE, run_step("birth stages", every_stage(inp)))
 
     async def every_stage(inp: BirthAtOnceInput) -> BirthAtOnce:
         async with registry.one_transaction():
