@@ -1,9 +1,9 @@
 """Notification agency: one notice to the family after each stage, exactly once.
 
 The notice is rendered from a jinja2 template in the family's language, written to the outbox under the
-dedupe key `<workflow id>/<stage>` (unique), delivered to the in-app inbox (unique per notice) and published
-on NATS for an app gateway with the same key as `Nats-Msg-Id`. A retried activity finds the row that is
-already there and only repeats the idempotent delivery steps.
+dedupe key `<workflow id>/<stage>` (unique), delivered to the in-app inbox (unique per notice) and announced on
+NATS under its notification id (derived from the key) for the notice dispatcher. A retried activity finds the row
+that is already there and only repeats the idempotent delivery steps.
 """
 
 from __future__ import annotations
@@ -73,7 +73,14 @@ class NatsNoticeGateway:
 
     async def publish(self, notice: Notification) -> None:
         """A reference, not the text: the app gateway reads the notice from the inbox by its id, so the stream
-        holds no name, number or address."""
+        holds no name, number or address.
+
+        No `Nats-Msg-Id`: every attempt's announcement is kept. The notice is announced inside the transaction that
+        stores it; when that transaction rolls back (a worker killed, PostgreSQL restarted), the attempt that
+        commits announces it again under the same notification id, and JetStream's duplicate window would drop
+        that second announcement as a repeat of the first, which names a notice that was never committed, is
+        redelivered in vain and ends dead-lettered: the notice would never be pushed. The dispatcher de-duplicates
+        by notification id instead (`events.notice_dispatch`), whatever the window."""
         body = json.dumps({
             "notification_id": str(notice.id), "citizen": str(notice.citizen_person_id),
             "recipient": str(notice.recipient_person_id) if notice.recipient_person_id else None,
@@ -82,7 +89,7 @@ class NatsNoticeGateway:
         with tracer().start_as_current_span(f"publish {self.subject_prefix}", kind=SpanKind.PRODUCER,
                                             attributes={"messaging.system": "nats", "lifeevents.stage": notice.stage}):
             await self.js.publish(f"{self.subject_prefix}.{notice.citizen_person_id}", body,
-                                  headers={"Nats-Msg-Id": notice.dedupe_key, **current_trace_headers()})
+                                  headers=current_trace_headers())
 
 
 class NoticeRenderer:

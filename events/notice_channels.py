@@ -27,6 +27,18 @@ def _dedupe_header(what: str) -> dict[str, Any]:
     }
 
 
+_ANNOUNCEMENT_HEADERS: Final = {
+    "type": "object",
+    "properties": {"traceparent": {"type": "string", "description": "W3C trace context of the sending step."},
+                   "tracestate": {"type": "string"}},
+    "description": (
+        "No Nats-Msg-Id: each attempt's announcement is kept. A notice is announced inside the transaction that "
+        "stores it, and an attempt whose transaction rolled back leaves an announcement of a notice never "
+        "committed; JetStream's duplicate window would drop the committing attempt's announcement as its repeat. "
+        "Consumers de-duplicate by notification_id."),
+}
+
+
 def _channel(address: str, title: str, description: str, parameters: dict[str, Any], message: str) -> dict[str, Any]:
     return {"address": address, "title": title, "description": description, "parameters": parameters,
             "servers": [{"$ref": "#/servers/nats"}],
@@ -74,7 +86,7 @@ def notify_messages() -> dict[str, dict[str, Any]]:
             "name": "Notice",
             "title": "Notice delivered",
             "contentType": "application/json",
-            "headers": _dedupe_header("notice"),
+            "headers": _ANNOUNCEMENT_HEADERS,
             "payload": {
                 "type": "object",
                 "properties": {
@@ -115,7 +127,7 @@ def notify_messages() -> dict[str, dict[str, Any]]:
             "name": "EducationDepartmentNotice",
             "title": "Notice to an education department",
             "contentType": "application/json",
-            "headers": _dedupe_header("notice"),
+            "headers": _ANNOUNCEMENT_HEADERS,
             "payload": {
                 "type": "object",
                 "properties": {
