@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from events.bridge import ORIGINAL_SEQUENCE_HEADER, Consumer, consumers
+from events.bridge import ORIGINAL_SEQUENCE_HEADER, ORIGINAL_SUBJECT_HEADER, Consumer, consumers
 from events.notice_dispatch import INBOX_SUBJECTS
+from events.streams import CIVIL_SUBJECTS
 from infra.settings import Settings
 from registry.births import birth_workflow_id
 from registry.db import Registry
@@ -200,6 +201,11 @@ async def work_sharing_check(client: Client, births: Sequence[BirthRef], least: 
                  f"steps of {len(births)} births ran in {len(identities)} worker processes")
 
 
+def is_civil_subject(subject: str) -> bool:
+    """A subject of the CIVIL stream (`civil.>`): the dead-letter stream also keeps the notice dispatcher's."""
+    return subject.startswith(CIVIL_SUBJECTS.removesuffix(">"))
+
+
 async def stream_checks(settings: Settings, js: JetStreamContext, registry: Registry,
                         published_sequences: Sequence[int]) -> list[Check]:
     """Each CIVIL message is a received event in the registry or a dead letter (by its original sequence); the
@@ -211,9 +217,10 @@ async def stream_checks(settings: Settings, js: JetStreamContext, registry: Regi
         dlq = await js.stream_info(settings.dlq_stream)
         for seq in range(max(1, dlq.state.first_seq), dlq.state.last_seq + 1):
             with_headers = await js.get_msg(settings.dlq_stream, seq)
-            original = (with_headers.headers or {}).get(ORIGINAL_SEQUENCE_HEADER)
-            if original and original.isdigit():
-                dead_sequences.add(int(original))
+            headers = with_headers.headers or {}
+            original = headers.get(ORIGINAL_SEQUENCE_HEADER)
+            if original and original.isdigit() and is_civil_subject(headers.get(ORIGINAL_SUBJECT_HEADER, "")):
+                dead_sequences.add(int(original))  # the notice dispatcher's dead letters have NOTIFY sequences
     except NotFoundError:
         pass
     async with registry.unit_of_work() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from chaos.checks import notices_pushed_once
+from chaos.checks import is_civil_subject, notices_pushed_once
 from chaos.supervisor import ChaosPlan, kill_schedule
 
 
@@ -32,3 +32,9 @@ def test_a_notice_not_dispatched_or_pushed_to_other_recipients_fails_the_push_ch
     assert not notices_pushed_once([(a, 1, 0), (b, 1, 0), (c, 2, 0)], inbox, 0).passed
     assert not notices_pushed_once([(a, 2, 0), (b, 1, 0), (c, 2, 0)], inbox, 1).passed
     assert not notices_pushed_once([], {}, 0).passed
+
+
+def test_only_civil_dead_letters_count_for_the_civil_stream() -> None:
+    assert is_civil_subject("civil.079.birth_registered")
+    assert not is_civil_subject("notify.inbox.5b0c0e6e-0b1e-4a52-9d1e-1f2f3a4b5c6d")  # its sequence is NOTIFY's
+    assert not is_civil_subject("health.079.vaccination_administered") and not is_civil_subject("")
