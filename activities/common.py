@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 import rules
 from infra.metrics import LEDGER_WRITES, STEP_DURATION
+from registry.db import transaction_memo
 from registry.models import BirthRegistration, DataAccess, Person
 
 T = TypeVar("T")
@@ -34,22 +35,6 @@ async def require_child(session: AsyncSession, person_id: uuid.UUID) -> Person:
 
 
 _REGISTERED_AT = select(BirthRegistration.registered_at).where(BirthRegistration.child_person_id == bindparam("person"))
-
-
-_TRANSACTION_MEMOS = "lifeevents.transaction_memos"
-
-
-def transaction_memo(session: AsyncSession, name: str) -> dict[Any, Any]:
-    """A dict that lives as long as the session's transaction: what a step read that the next step of the same
-    transaction (`Registry.one_transaction`) would read again."""
-    memos: dict[str, dict[Any, Any]] = session.info.setdefault(_TRANSACTION_MEMOS, {})
-    return memos.setdefault(name, {})
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_transaction_memos(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:
-        session.info.pop(_TRANSACTION_MEMOS, None)
 
 
 async def registered_on(session: AsyncSession, person_id: uuid.UUID) -> date:

@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 import rules
-from activities.common import log_access, registered_on, require_child, transaction_memo
+from activities.common import log_access, registered_on, require_child
 from infra.metrics import NOTICES
 from infra.settings import PROJECT_ROOT
 from infra.telemetry import current_trace_headers, tracer
-from registry.db import Registry
+from registry.db import Registry, transaction_memo
 from registry.models import (
     Address,
     HealthInsuranceCard,

@@ -17,8 +17,6 @@ from typing import Any
 from temporalio import activity
 
 from activities.common import agency_activity, run_step, timed
-from activities.lifecycle import AGENCY as LIFECYCLE
-from activities.notification import AGENCY as NOTIFICATION
 from workflows.contracts import (
     BIRTH_AT_ONCE,
     STAGE_STEPS,
@@ -50,6 +48,18 @@ class StageTransaction(typing.Protocol):
     async def between_steps(self) -> None: ...
 
 
+async def step_then_notice(step_name: str, stage: Stage, step: Callable[[Any], Awaitable[Any]], notify: Notify,
+                           registry: StageTransaction, inp: Any) -> Any:
+    """Inside a shared transaction: `step`, then (when `notice_after` says so) the family's notice, each timed
+    under its own name; returns what `step` returned."""
+    result = await timed(step_name, step(inp))
+    notice = notice_after(stage, inp, result)
+    if notice is not None:
+        await registry.between_steps()
+        await timed("notify_family", notify(notice))
+    return result
+
+
 def stage_with_notice(step_name: str, agency: str, stage: Stage, step: Callable[[Any], Awaitable[Any]],
                       notify: Notify, registry: StageTransaction) -> Callable[..., Any]:
     """The activity `with_notice(step_name)`: `step`, then (when `notice_after` says so) `notify`, in one
@@ -58,13 +68,8 @@ def stage_with_notice(step_name: str, agency: str, stage: Stage, step: Callable[
     (_, arg_type), = ((k, v) for k, v in hints.items() if k != "return")
 
     async def step_and_notice(inp: Any) -> Any:
-        async with registry.one_transaction():  # each part timed under its own step name too
-            result = await timed(step_name, step(inp))
-            notice = notice_after(stage, inp, result)
-            if notice is not None:
-                await registry.between_steps()
-                await timed("notify_family", notify(notice))
-        return result
+        async with registry.one_transaction():
+            return await step_then_notice(step_name, stage, step, notify, registry, inp)
 
     step_and_notice.__annotations__ = {"inp": arg_type, "return": hints["return"]}
     return agency_activity(with_notice(step_name), agency, step_and_notice)
@@ -78,24 +83,20 @@ def birth_at_once(steps: Mapping[str, tuple[str, Callable[[Any], Awaitable[Any]]
     """The activity `BIRTH_AT_ONCE`: every stage of a birth, each followed by the family's notice, in ONE
     transaction; then (once every stage is done) the hand-over to the citizen's lifecycle.
 
-    `steps`: step name -> (agency, step), the same ports the stage-by-stage activities run. The fast path of a
-    birth: one activation, one marker and one commit instead of seven. It is all or nothing: any failure rolls
+    `steps`: step name -> (agency, step), the same ports the stage-by-stage activities run (a failure here is
+    reported as the whole step's, without personal data; the stage-by-stage path then names the agency). The fast
+    path of a birth: one activation, one marker and one commit instead of seven. It is all or nothing: any failure rolls
     every stage back and the workflow goes stage by stage instead (with each step's retries and the operator's
     repairs), so a failing agency costs one wasted attempt, never a half-done birth. A residence that needs a
     person is not a failure: the stages done are returned, and the school forecast and the hand-over wait."""
 
     async def stage(name: str, inp: Any) -> Any:
-        agency, step = steps[name]
-        result = await timed(name, run_step(agency, step(inp)))
+        result = await step_then_notice(name, STAGE_STEPS[name], steps[name][1], notify, registry, inp)
         await registry.between_steps()
-        notice = notice_after(STAGE_STEPS[name], inp, result)
-        if notice is not None:
-            await timed("notify_family", run_step(NOTIFICATION, notify(notice)))
-            await registry.between_steps()
         return result
 
     async def act_on_birth_at_once(inp: BirthAtOnceInput) -> BirthAtOnce:
-        # run_step also around the commit: a constraint that fails there must not quote a row into history
+        # run_step around the stages and the commit: no failure quotes a row into history
         return await timed(BIRTH_AT_ONCE, run_step("birth stages", every_stage(inp)))
 
     async def every_stage(inp: BirthAtOnceInput) -> BirthAtOnce:
@@ -111,7 +112,7 @@ def birth_at_once(steps: Mapping[str, tuple[str, Callable[[Any], Awaitable[Any]]
             school: StepDone | None = (await stage("add_to_school_forecast", ref)) if residence.registered else None
         lifecycle = None
         if school is not None:  # after the commit: the lifecycle reads what the stages wrote
-            lifecycle = await timed("start_citizen_lifecycle", run_step(LIFECYCLE, start_lifecycle(ref)))
+            lifecycle = await timed("start_citizen_lifecycle", start_lifecycle(ref))
         return BirthAtOnce(recorded=recorded, id_assigned=id_assigned, residence=residence, health_card=card,
                            vaccinations=vaccinations, school=school, lifecycle=lifecycle)
 

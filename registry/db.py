@@ -23,6 +23,22 @@ def _keep_loaded(session: Session, instance: Any) -> None:
         kept.append(instance)
 
 
+_TRANSACTION_MEMOS = "lifeevents.transaction_memos"
+
+
+def transaction_memo(session: AsyncSession, name: str) -> dict[Any, Any]:
+    """A dict that lives as long as the session's transaction: what a step read that the next step of the same
+    transaction (`Registry.one_transaction`) would read again."""
+    memos: dict[str, dict[Any, Any]] = session.info.setdefault(_TRANSACTION_MEMOS, {})
+    return memos.setdefault(name, {})
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_transaction_memos(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_TRANSACTION_MEMOS, None)
+
+
 def make_engine(database_url: str, *, pool_size: int = 10, connect_timeout: float | None = None) -> AsyncEngine:
     """`connect_timeout`: seconds to wait for a new connection (asyncpg's default is 60; the CLI waits less).
 
