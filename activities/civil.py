@@ -15,7 +15,8 @@ from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from temporalio.exceptions import ApplicationError
 
-from activities.common import log_access
+from activities.common import log_access, remember_registered_on
+from registry.births import remember_parent_match
 from registry.db import Registry
 from registry.matching import MATCHED, RecordedPerson, Role, match_outcome
 from registry.models import BirthRegistration, Person
@@ -70,6 +71,8 @@ class RegistryCivilRegistry:
                 reg.child_person_id = child.id
                 reg.recorded_at = datetime.now(UTC)
             assert reg.child_person_id is not None
+            remember_registered_on(session, reg.child_person_id, reg.registered_at)
+            remember_parent_match(session, reg)
             return RecordedBirth(child_person_id=reg.child_person_id, mother_known=mother is not None,
                                  father_known=father is not None)
 

@@ -37,6 +37,19 @@ async def require_child(session: AsyncSession, person_id: uuid.UUID) -> Person:
 _REGISTERED_AT = select(BirthRegistration.registered_at).where(BirthRegistration.child_person_id == bindparam("person"))
 
 
+WRITTEN_CARD = "card written"
+WRITTEN_PLAN = "plan written"
+WRITTEN_FORECAST = "forecast written"
+"""Transaction memos (`transaction_memo`) of what a stage wrote, by person: the notice that follows the stage in the
+same transaction tells the family from them instead of reading the rows back."""
+
+
+def remember_registered_on(session: AsyncSession, person_id: uuid.UUID, registered_at: datetime | None) -> None:
+    """`record_birth` has the registration row in hand: the later stages of its transaction need not read it."""
+    transaction_memo(session, "registered_on")[person_id] = rules.local_date(
+        registered_at if registered_at is not None else datetime.now(UTC))
+
+
 async def registered_on(session: AsyncSession, person_id: uuid.UUID) -> date:
     """The local date the citizen's birth was registered: every agency decides from the age on that day.
 
@@ -45,8 +58,7 @@ async def registered_on(session: AsyncSession, person_id: uuid.UUID) -> date:
     """
     known: dict[uuid.UUID, date] = transaction_memo(session, "registered_on")
     if person_id not in known:
-        at = await session.scalar(_REGISTERED_AT, {"person": person_id})
-        known[person_id] = rules.local_date(at if at is not None else datetime.now(UTC))
+        remember_registered_on(session, person_id, await session.scalar(_REGISTERED_AT, {"person": person_id}))
     return known[person_id]
 
 

@@ -8,13 +8,16 @@ from sqlalchemy.dialects.postgresql import insert
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access, registered_on
-from registry.db import Registry
+from activities.common import WRITTEN_FORECAST, log_access, registered_on
+from registry.db import Registry, table_of, transaction_memo
 from registry.models import Address, Household, Person, SchoolEntryForecast
 from workflows.contracts import ChildRef, StepDone
 
 AGENCY = "education"
 ENTRY_PASSED = "no forecast: the child's grade-1 school year had already begun when the birth was registered"
+
+_ADD_TO_FORECAST = insert(table_of(SchoolEntryForecast)).on_conflict_do_nothing()
+"""Core, built once."""
 
 
 class EducationAgency(Protocol):
@@ -40,9 +43,10 @@ class RegistryEducationAgency:
                        workflow_id=inp.workflow_id, fields="date_of_birth,address")
             if rules.school_entry_passed(child.date_of_birth, await registered_on(session, child.id)):
                 return StepDone(newly_done=False, applicable=False, basis=ENTRY_PASSED)
-            result = await session.execute(
-                insert(SchoolEntryForecast)
-                .values(person_id=child.id, province_code=address.province_code, ward_code=address.ward_code,
-                        entry_year=rules.school_entry_year(child.date_of_birth))
-                .on_conflict_do_nothing())
+            entry_year = rules.school_entry_year(child.date_of_birth)
+            result = await session.execute(_ADD_TO_FORECAST, {
+                "person_id": child.id, "province_code": address.province_code, "ward_code": address.ward_code,
+                "entry_year": entry_year})
+            if result.rowcount:  # type: ignore[attr-defined]
+                transaction_memo(session, WRITTEN_FORECAST)[child.id] = entry_year
             return StepDone(newly_done=bool(result.rowcount))  # type: ignore[attr-defined]

@@ -16,8 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access, registered_on, require_child
-from registry.db import Registry
+from activities.common import WRITTEN_PLAN, log_access, registered_on, require_child
+from registry.db import Registry, transaction_memo
 from registry.models import PlannedVaccination, VaccinationReport
 from workflows.contracts import ActionOutcome, ChildRef, DoseApplication, StepDone
 
@@ -26,7 +26,8 @@ BEYOND_PROGRAMME = "no plan: the child was past the childhood immunization progr
 
 
 _INSERT_PLAN = (insert(cast(Table, PlannedVaccination.__table__)).on_conflict_do_nothing()
-                .returning(PlannedVaccination.dose))
+                .returning(PlannedVaccination.vaccine, PlannedVaccination.dose, PlannedVaccination.due_date,
+                           PlannedVaccination.overdue_at_planning, PlannedVaccination.flag))
 """Core, not ORM: the ORM's bulk-insert bookkeeping over the ~19 rows of a plan cost more than the statement.
 Executed with the rows as parameters (one statement, sent as a multi-row VALUES by SQLAlchemy's insertmanyvalues),
 not `.values(rows)`, whose SQL is compiled anew for every plan."""
@@ -56,7 +57,12 @@ class RegistryHealthAgency:
                          nominal_due_date=d.nominal_due_date, overdue_at_planning=d.overdue, flag=d.flag)
                     for d in plan]
             inserted = (await session.execute(_INSERT_PLAN, rows)).all()
-            total = await session.scalar(_PLANNED_COUNT, {"person": child.id})
+            if len(inserted) == len(rows):  # the whole plan is this attempt's: the notice tells it from these
+                transaction_memo(session, WRITTEN_PLAN)[child.id] = sorted(
+                    inserted, key=lambda d: (d.due_date, d.vaccine, d.dose))
+                total: int | None = len(rows)
+            else:
+                total = await session.scalar(_PLANNED_COUNT, {"person": child.id})
             overdue = sum(d.overdue for d in plan)
             basis = f"catch-up plan: {overdue} dose(s) overdue, due now" if overdue else None
             return StepDone(newly_done=bool(inserted), count=int(total or 0), basis=basis)

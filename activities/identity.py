@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 import rules
 from activities.common import log_access, require_child
-from registry.db import Registry
+from registry.db import Registry, table_of
 from registry.models import IdentityNumber, Person
 from workflows.contracts import AssignIdInput, IdAssigned
 
@@ -48,7 +48,7 @@ class RegistryIdentityAgency:
             number = rules.compose_personal_id(prefix, self._draw())
             async with self.registry.unit_of_work() as session:
                 inserted = await session.scalar(
-                    insert(IdentityNumber)
+                    insert(table_of(IdentityNumber))
                     .values(number=number, person_id=inp.child_person_id,
                             registration_number=inp.registration_number)
                     .on_conflict_do_nothing()

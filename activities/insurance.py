@@ -9,14 +9,20 @@ from sqlalchemy.dialects.postgresql import insert
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access, registered_on
-from registry.db import Registry
+from activities.common import WRITTEN_CARD, log_access, registered_on
+from registry.db import Registry, table_of, transaction_memo
 from registry.models import HealthInsuranceCard, Person
 from workflows.contracts import ChildRef, StepDone
 
 AGENCY = "health-insurance"
 CHILD_SCHEME = "TE1"  # card prefix of the "children under 6" beneficiary group
 NOT_UNDER_6 = "no card: the child was already 6 or older when the birth was registered"
+
+
+_ISSUE_CARD = (insert(table_of(HealthInsuranceCard)).on_conflict_do_nothing()
+               .returning(HealthInsuranceCard.card_number, HealthInsuranceCard.valid_from,
+                          HealthInsuranceCard.valid_until))
+"""Core, built once; the card comes back when this attempt issued it (the notice tells the family from it)."""
 
 
 def card_number_for(personal_id_number: str) -> str:
@@ -46,9 +52,9 @@ class RegistryInsuranceAgency:
             if not rules.child_card_eligible(child.date_of_birth, await registered_on(session, child.id)):
                 return StepDone(newly_done=False, applicable=False, basis=NOT_UNDER_6)
             valid_from, valid_until = rules.health_insurance_validity(child.date_of_birth)
-            result = await session.execute(
-                insert(HealthInsuranceCard)
-                .values(card_number=card_number_for(child.personal_id_number), person_id=child.id,
-                        scheme=CHILD_SCHEME, valid_from=valid_from, valid_until=valid_until)
-                .on_conflict_do_nothing())
-            return StepDone(newly_done=bool(result.rowcount))  # type: ignore[attr-defined]
+            card = (await session.execute(_ISSUE_CARD, {
+                "card_number": card_number_for(child.personal_id_number), "person_id": child.id,
+                "scheme": CHILD_SCHEME, "valid_from": valid_from, "valid_until": valid_until})).first()
+            if card is not None:
+                transaction_memo(session, WRITTEN_CARD)[child.id] = card
+            return StepDone(newly_done=card is not None)

@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +45,18 @@ class LifecycleAgency(Protocol):
 
 class TaskGateway(Protocol):
     async def publish_task(self, task: HealthStationTask) -> None: ...
+
+
+_AGENDA_FACTS = (
+    select(Person.date_of_birth, Person.status, HealthInsuranceCard.valid_until.label("card_valid_until"),
+           SchoolEntryForecast.entry_year)
+    .outerjoin(HealthInsuranceCard, HealthInsuranceCard.person_id == Person.id)  # at most one card per person
+    .outerjoin(SchoolEntryForecast, SchoolEntryForecast.person_id == Person.id)
+    .where(Person.id == bindparam("person")))
+"""What the agenda is computed from besides the doses, in one round trip (built once)."""
+_DOSES_OF = (select(PlannedVaccination.vaccine, PlannedVaccination.dose, PlannedVaccination.due_date,
+                    PlannedVaccination.administered_on, PlannedVaccination.overdue_at_planning)
+             .where(PlannedVaccination.person_id == bindparam("person")))
 
 
 def build_agenda(facts: rules.CitizenFacts, as_of: date | None, now: datetime) -> Agenda:
@@ -86,17 +98,16 @@ class RegistryLifecycleAgency:
 
     async def load_agenda(self, inp: AgendaRequest) -> Agenda:
         async with self.registry.unit_of_work() as session:
-            person = await require_child(session, inp.person_id)
-            doses = (await session.scalars(
-                select(PlannedVaccination).where(PlannedVaccination.person_id == person.id))).all()
-            card = await session.scalar(select(HealthInsuranceCard).where(HealthInsuranceCard.person_id == person.id))
-            forecast = await session.get(SchoolEntryForecast, person.id)
+            person = (await session.execute(_AGENDA_FACTS, {"person": inp.person_id})).first()
+            if person is None:
+                await require_child(session, inp.person_id)  # raises: the record is missing
+            assert person is not None
+            doses = (await session.execute(_DOSES_OF, {"person": inp.person_id})).all()
             facts = rules.CitizenFacts(
                 date_of_birth=person.date_of_birth,
                 doses=tuple(rules.DoseFact(d.vaccine, d.dose, d.due_date, d.administered_on, d.overdue_at_planning)
                             for d in doses),
-                card_valid_until=card.valid_until if card else None,
-                school_entry_year=forecast.entry_year if forecast else None)
+                card_valid_until=person.card_valid_until, school_entry_year=person.entry_year)
         agenda = build_agenda(facts, inp.as_of, inp.now)
         return agenda.model_copy(update={"deceased": True, "items": []}) if person.status == "deceased" else agenda
 

@@ -24,7 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 import rules
-from activities.common import log_access, registered_on, require_child
+from activities.common import (
+    WRITTEN_CARD,
+    WRITTEN_FORECAST,
+    WRITTEN_PLAN,
+    log_access,
+    registered_on,
+    require_child,
+)
 from infra.metrics import NOTICES
 from infra.settings import PROJECT_ROOT
 from infra.telemetry import current_trace_headers, tracer
@@ -162,8 +169,11 @@ The inbox rows reference the notice inserted beside them: the foreign key is che
 No row comes back only when a concurrent attempt stored the notice while this statement ran (its snapshot
 predates that row); the caller then takes the step-by-step path."""
 _NOTICE_BY_KEY = select(Notification).where(Notification.dedupe_key == bindparam("key"))
-_CARD_OF = select(HealthInsuranceCard).where(HealthInsuranceCard.person_id == bindparam("person"))
-_PLAN_OF = (select(PlannedVaccination).where(PlannedVaccination.person_id == bindparam("person"))
+_CARD_OF = (select(HealthInsuranceCard.card_number, HealthInsuranceCard.valid_from, HealthInsuranceCard.valid_until)
+            .where(HealthInsuranceCard.person_id == bindparam("person")))
+_PLAN_OF = (select(PlannedVaccination.vaccine, PlannedVaccination.dose, PlannedVaccination.due_date,
+                   PlannedVaccination.overdue_at_planning, PlannedVaccination.flag)
+            .where(PlannedVaccination.person_id == bindparam("person"))
             .order_by(PlannedVaccination.due_date, PlannedVaccination.vaccine, PlannedVaccination.dose))
 
 
@@ -293,12 +303,14 @@ async def notice_context(session: AsyncSession, child: Person, stage: Stage) -> 
         ctx["address"] = (f"{address.street}, {address.ward_name}, {address.district}, "
                           f"{rules.province_name(address.province_code)}") if address else None
     if stage is Stage.HEALTH_INSURANCE_ISSUED:
-        card = await session.scalar(_CARD_OF, {"person": child.id})
+        card = (transaction_memo(session, WRITTEN_CARD).get(child.id)
+                or (await session.execute(_CARD_OF, {"person": child.id})).first())
         ctx["card_number"] = card.card_number if card else None
         ctx["valid_from"] = card.valid_from if card else None
         ctx["valid_until"] = card.valid_until if card else None
     if stage is Stage.VACCINATION_PLANNED:
-        doses = (await session.scalars(_PLAN_OF, {"person": child.id})).all()
+        doses = (transaction_memo(session, WRITTEN_PLAN).get(child.id)
+                 or (await session.execute(_PLAN_OF, {"person": child.id})).all())
         names = rules.vaccine_names()
         ctx["doses"] = [{"name": names.get(d.vaccine, {}).get(child.preferred_language, d.vaccine),
                          "dose": d.dose, "due_date": d.due_date, "overdue": d.overdue_at_planning,
@@ -306,6 +318,10 @@ async def notice_context(session: AsyncSession, child: Person, stage: Stage) -> 
         ctx["overdue"] = [d for d in ctx["doses"] if d["overdue"]]
         ctx["upcoming"] = [d for d in ctx["doses"] if not d["overdue"]]
     if stage is Stage.SCHOOL_FORECAST_ADDED:
-        forecast = await session.get(SchoolEntryForecast, child.id)
-        ctx["entry_year"] = forecast.entry_year if forecast else None
+        written = transaction_memo(session, WRITTEN_FORECAST)
+        if child.id in written:
+            ctx["entry_year"] = written[child.id]
+        else:
+            forecast = await session.get(SchoolEntryForecast, child.id)
+            ctx["entry_year"] = forecast.entry_year if forecast else None
     return ctx

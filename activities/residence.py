@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from activities.common import log_access
 from registry.births import parent_match_of
-from registry.db import Registry
+from registry.db import Registry, table_of
 from registry.matching import attention_reason
 from registry.models import Household, Person, ResidencePeriod, ResidenceRegistration
 from workflows.contracts import ResidenceInput, ResidenceOutcome
@@ -65,7 +65,7 @@ class RegistryResidenceAgency:
                     return ResidenceOutcome(registered=False, attention_reason=reason)
 
             result = await session.execute(
-                insert(ResidenceRegistration)
+                insert(table_of(ResidenceRegistration))
                 .values(person_id=child.id, household_id=household_id, basis=basis, workflow_id=inp.workflow_id)
                 .on_conflict_do_nothing())
             if result.rowcount:  # type: ignore[attr-defined]

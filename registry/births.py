@@ -23,8 +23,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from events.reasons import InvalidEvent, _reason
-from registry.db import Registry
+from registry.db import Registry, table_of, transaction_memo
 from registry.models import BirthRegistration, ReceivedEvent
+
+_PARENT_MATCH = "parent_match"
 
 if TYPE_CHECKING:  # the event modules import this one (their bridge handlers store through it)
     from events.birth_registered import BirthRegistered
@@ -76,7 +78,7 @@ async def store_birth_registration(registry: Registry, event: CloudEvent, payloa
     workflow_id = birth_workflow_id(payload.province_code, payload.registration_number)
     async with registry.unit_of_work() as session:
         inserted = await session.scalar(
-            insert(BirthRegistration)
+            insert(table_of(BirthRegistration))
             .values(registration_number=payload.registration_number, event_id=event.id, event_source=event.source,
                     workflow_id=workflow_id, registered_at=payload.registered_at, office_code=payload.office_code,
                     province_code=payload.province_code, payload=data)
@@ -91,7 +93,7 @@ async def store_birth_registration(registry: Registry, event: CloudEvent, payloa
                 raise InvalidEvent(CONFLICT_REASON)  # the transaction rolls back: nothing of this event is kept
             workflow_id = existing.workflow_id
         await session.execute(
-            insert(ReceivedEvent)
+            insert(table_of(ReceivedEvent))
             .values(event_source=event.source, event_id=event.id, event_type=event.type,
                     registration_number=payload.registration_number, subject=subject)
             .on_conflict_do_nothing())
@@ -115,8 +117,16 @@ async def registrations_numbered(session: AsyncSession, registration_number: str
     return list((await session.scalars(query.order_by(BirthRegistration.province_code))).all())
 
 
+def remember_parent_match(session: AsyncSession, reg: BirthRegistration) -> None:
+    """`record_birth` has the row in hand: the residence stage of the same transaction need not read it again."""
+    transaction_memo(session, _PARENT_MATCH)[reg.child_person_id] = reg.parent_match
+
+
 async def parent_match_of(session: AsyncSession, child_person_id: Any) -> dict[str, str] | None:
     """What `record_birth` found for the child's parents (codes per role), if the child came from a registration."""
+    known = transaction_memo(session, _PARENT_MATCH)
+    if child_person_id in known:
+        return known[child_person_id]  # type: ignore[no-any-return]
     found: dict[str, str] | None = await session.scalar(
         select(BirthRegistration.parent_match).where(BirthRegistration.child_person_id == child_person_id))
     return found
