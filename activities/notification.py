@@ -105,7 +105,8 @@ class NoticeRenderer:
     def __init__(self, template_dir: Path = TEMPLATE_DIR) -> None:
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)),
                                       undefined=jinja2.StrictUndefined, autoescape=False,
-                                      keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+                                      keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True,
+                                      auto_reload=False)  # templates are part of a release: no stat per notice
         self.env.filters["date"] = _format_date
 
     def render(self, stage: str, language: str, context: dict[str, Any]) -> tuple[str, str]:

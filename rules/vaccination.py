@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +181,16 @@ def vaccination_plan(birth_date: date, as_of: date | None = None,
     `as_of` is the planning day (default: the day of birth, i.e. a plan on time); doses due before it are due
     on it (catch-up). `administered` maps (vaccine, dose) to the day it was given.
     """
-    return _plan(birth_date, _schedule(None), as_of, administered or {})
+    if administered:
+        return _plan(birth_date, _schedule(None), as_of, administered)
+    return list(_plan_on_schedule(birth_date, as_of))
+
+
+@lru_cache(maxsize=4096)
+def _plan_on_schedule(birth_date: date, as_of: date | None) -> tuple[PlannedDose, ...]:
+    """A plan without doses given depends on the two dates only: a birth's stages and its first notice ask for
+    the same plan (the doses are frozen, the caller gets its own list)."""
+    return tuple(_plan(birth_date, _schedule(None), as_of, {}))
 
 
 def vaccination_plan_for(birth_date: date, schedule_path: Path | None = None, as_of: date | None = None,
