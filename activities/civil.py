@@ -15,7 +15,7 @@ from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from temporalio.exceptions import ApplicationError
 
-from activities.common import log_access, remember_registered_on
+from activities.common import log_access, remember_recorded_now, remember_registered_on
 from registry.births import remember_parent_match
 from registry.db import Registry
 from registry.matching import MATCHED, RecordedPerson, Role, match_outcome
@@ -67,6 +67,7 @@ class RegistryCivilRegistry:
                 )
                 session.add(child)
                 await session.flush()  # the child's row first: the registration refers to it
+                remember_recorded_now(session, child.id)
                 reg.parent_match = {"mother": mother_found, "father": father_found}
                 reg.child_person_id = child.id
                 reg.recorded_at = datetime.now(UTC)

@@ -37,11 +37,23 @@ async def require_child(session: AsyncSession, person_id: uuid.UUID) -> Person:
 _REGISTERED_AT = select(BirthRegistration.registered_at).where(BirthRegistration.child_person_id == bindparam("person"))
 
 
+_RECORDED_NOW = "recorded now"
 WRITTEN_CARD = "card written"
 WRITTEN_PLAN = "plan written"
 WRITTEN_FORECAST = "forecast written"
 """Transaction memos (`transaction_memo`) of what a stage wrote, by person: the notice that follows the stage in the
 same transaction tells the family from them instead of reading the rows back."""
+
+
+def recorded_in_this_transaction(session: AsyncSession, person_id: uuid.UUID) -> bool:
+    """The person's row was created by this transaction (`record_birth` of `Registry.one_transaction`): no step
+    can have run for them before, and no other transaction can see them yet, so a stage's "done already?" read
+    would find nothing and is skipped."""
+    return person_id in transaction_memo(session, _RECORDED_NOW)
+
+
+def remember_recorded_now(session: AsyncSession, person_id: uuid.UUID) -> None:
+    transaction_memo(session, _RECORDED_NOW)[person_id] = True
 
 
 def remember_registered_on(session: AsyncSession, person_id: uuid.UUID, registered_at: datetime | None) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import WRITTEN_FORECAST, log_access, registered_on
+from activities.common import WRITTEN_FORECAST, log_access, recorded_in_this_transaction, registered_on
 from registry.db import Registry, table_of, transaction_memo
 from registry.models import Address, Household, Person, SchoolEntryForecast
 from workflows.contracts import ChildRef, StepDone
@@ -30,7 +30,8 @@ class RegistryEducationAgency:
 
     async def add_to_school_forecast(self, inp: ChildRef) -> StepDone:
         async with self.registry.unit_of_work() as session:
-            if await session.get(SchoolEntryForecast, inp.child_person_id) is not None:
+            if (not recorded_in_this_transaction(session, inp.child_person_id)
+                    and await session.get(SchoolEntryForecast, inp.child_person_id) is not None):
                 return StepDone(newly_done=False)
             child = await session.get(Person, inp.child_person_id)
             if child is None or child.household_id is None:

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import log_access, require_child
+from activities.common import log_access, recorded_in_this_transaction, require_child
 from registry.db import Registry, table_of
 from registry.models import IdentityNumber, Person
 from workflows.contracts import AssignIdInput, IdAssigned
@@ -35,7 +35,7 @@ class RegistryIdentityAgency:
 
     async def assign_personal_id(self, inp: AssignIdInput) -> IdAssigned:
         async with self.registry.unit_of_work() as session:
-            existing = await session.scalar(
+            existing = None if recorded_in_this_transaction(session, inp.child_person_id) else await session.scalar(
                 select(IdentityNumber.number).where(IdentityNumber.person_id == inp.child_person_id))
             if existing:
                 return IdAssigned(newly_assigned=False)

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from temporalio.exceptions import ApplicationError
 
 import rules
-from activities.common import WRITTEN_CARD, log_access, registered_on
+from activities.common import WRITTEN_CARD, log_access, recorded_in_this_transaction, registered_on
 from registry.db import Registry, table_of, transaction_memo
 from registry.models import HealthInsuranceCard, Person
 from workflows.contracts import ChildRef, StepDone
@@ -40,7 +40,7 @@ class RegistryInsuranceAgency:
 
     async def issue_child_card(self, inp: ChildRef) -> StepDone:
         async with self.registry.unit_of_work() as session:
-            existing = await session.scalar(
+            existing = None if recorded_in_this_transaction(session, inp.child_person_id) else await session.scalar(
                 select(HealthInsuranceCard.card_number).where(HealthInsuranceCard.person_id == inp.child_person_id))
             if existing:
                 return StepDone(newly_done=False)

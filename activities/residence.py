@@ -12,7 +12,7 @@ from typing import Protocol
 
 from sqlalchemy.dialects.postgresql import insert
 
-from activities.common import log_access
+from activities.common import log_access, recorded_in_this_transaction
 from registry.births import parent_match_of
 from registry.db import Registry, table_of
 from registry.matching import attention_reason
@@ -32,7 +32,8 @@ class RegistryResidenceAgency:
 
     async def register_residence(self, inp: ResidenceInput) -> ResidenceOutcome:
         async with self.registry.unit_of_work() as session:
-            done = await session.get(ResidenceRegistration, inp.child_person_id)
+            done = (None if recorded_in_this_transaction(session, inp.child_person_id)
+                    else await session.get(ResidenceRegistration, inp.child_person_id))
             if done is not None:
                 return ResidenceOutcome(registered=True, household_id=done.household_id, basis=done.basis)
             child = await session.get(Person, inp.child_person_id)

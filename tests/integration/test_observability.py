@@ -107,6 +107,11 @@ async def test_one_birth_is_one_trace_from_publish_to_the_last_notice(settings: 
     sql = [s for s in in_trace if _attrs(s).get("db.system") == "postgresql" and _parent(s) in activity_ids]
     assert {s.name for s in sql} >= {"SELECT", "INSERT"}
     assert all(set(_attrs(s)) == {"db.system", "db.name", "db.operation"} for s in sql)
+    # A new registration's one transaction reads back nothing it wrote, and asks no "done already?" of the child it
+    # has just recorded: it reads the registration (locked), both parents, the citizen for the notices (once), the
+    # household and its address.
+    selects = [s for s in sql if s.name == "SELECT"]
+    assert len(selects) <= 5, f"{len(selects)} SELECTs in the all-stages step"
     notices = notices_in(in_trace)
     assert len(notices) == ALL_STAGES
     assert {by_id[_parent(n)].name for n in notices} == stage_steps  # type: ignore[index]
