@@ -8,9 +8,9 @@ import typing
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, event, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 import rules
 from infra.metrics import LEDGER_WRITES, STEP_DURATION
-from registry.db import transaction_memo
+from registry.db import table_of, transaction_memo
 from registry.models import BirthRegistration, DataAccess, Person
 
 T = TypeVar("T")
@@ -38,6 +38,7 @@ _REGISTERED_AT = select(BirthRegistration.registered_at).where(BirthRegistration
 
 
 _RECORDED_NOW = "recorded now"
+_REGISTERED_ON = "registered on"
 WRITTEN_CARD = "card written"
 WRITTEN_PLAN = "plan written"
 WRITTEN_FORECAST = "forecast written"
@@ -58,7 +59,7 @@ def remember_recorded_now(session: AsyncSession, person_id: uuid.UUID) -> None:
 
 def remember_registered_on(session: AsyncSession, person_id: uuid.UUID, registered_at: datetime | None) -> None:
     """`record_birth` has the registration row in hand: the later stages of its transaction need not read it."""
-    transaction_memo(session, "registered_on")[person_id] = rules.local_date(
+    transaction_memo(session, _REGISTERED_ON)[person_id] = rules.local_date(
         registered_at if registered_at is not None else datetime.now(UTC))
 
 
@@ -68,7 +69,7 @@ async def registered_on(session: AsyncSession, person_id: uuid.UUID) -> date:
     A citizen registered before this system (no registration row) is treated as registered today. Read once per
     transaction: the stages of a birth that share one ask it four times.
     """
-    known: dict[uuid.UUID, date] = transaction_memo(session, "registered_on")
+    known: dict[uuid.UUID, date] = transaction_memo(session, _REGISTERED_ON)
     if person_id not in known:
         remember_registered_on(session, person_id, await session.scalar(_REGISTERED_AT, {"person": person_id}))
     return known[person_id]
@@ -92,7 +93,7 @@ def log_access(session: AsyncSession, *, citizen: uuid.UUID | None, agency: str,
                     "fields": fields})
 
 
-_INSERT_LEDGER_ENTRIES = pg_insert(cast(Table, DataAccess.__table__)).on_conflict_do_nothing(
+_INSERT_LEDGER_ENTRIES = pg_insert(table_of(DataAccess)).on_conflict_do_nothing(
     index_elements=["workflow_id", "agency", "purpose", "citizen_person_id"],
     index_where=DataAccess.workflow_id.is_not(None)).returning(DataAccess.agency)
 """Every entry of a transaction in one statement: the chain trigger fires row by row in the statement's order,

@@ -9,15 +9,15 @@ A reported dose fixes its date; the later doses of the same vaccine are re-plann
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Protocol, cast
+from typing import Protocol
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from temporalio.exceptions import ApplicationError
 
 import rules
 from activities.common import WRITTEN_PLAN, log_access, registered_on, require_child
-from registry.db import Registry, transaction_memo
+from registry.db import Registry, table_of, transaction_memo
 from registry.models import PlannedVaccination, VaccinationReport
 from workflows.contracts import ActionOutcome, ChildRef, DoseApplication, StepDone
 
@@ -25,7 +25,7 @@ AGENCY = "health"
 BEYOND_PROGRAMME = "no plan: the child was past the childhood immunization programme's age when registered"
 
 
-_INSERT_PLAN = (insert(cast(Table, PlannedVaccination.__table__)).on_conflict_do_nothing()
+_INSERT_PLAN = (insert(table_of(PlannedVaccination)).on_conflict_do_nothing()
                 .returning(PlannedVaccination.vaccine, PlannedVaccination.dose, PlannedVaccination.due_date,
                            PlannedVaccination.overdue_at_planning, PlannedVaccination.flag))
 """Core, not ORM: the ORM's bulk-insert bookkeeping over the ~19 rows of a plan cost more than the statement.

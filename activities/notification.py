@@ -14,11 +14,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import jinja2
 from opentelemetry.trace import SpanKind
-from sqlalchemy import String, Table, Uuid, any_, bindparam, select, text
+from sqlalchemy import String, Uuid, any_, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -35,7 +35,7 @@ from activities.common import (
 from infra.metrics import NOTICES
 from infra.settings import PROJECT_ROOT
 from infra.telemetry import current_trace_headers, tracer
-from registry.db import Registry, transaction_memo
+from registry.db import Registry, table_of, transaction_memo
 from registry.models import (
     Address,
     HealthInsuranceCard,
@@ -144,7 +144,7 @@ _CITIZEN_FOR_NOTICE = (
     .execution_options(populate_existing=True))
 """The citizen, locked FOR SHARE (a death being recorded waits for this send, a send after it sees the death),
 and the status of each parent and of the declarant, in one round trip; the parents' rows are not locked."""
-_INSERT_INBOX = insert(cast(Table, InboxMessage.__table__)).on_conflict_do_nothing(
+_INSERT_INBOX = insert(table_of(InboxMessage)).on_conflict_do_nothing(
     constraint="uq_inbox_messages_notification_recipient")
 _STORE_AND_DELIVER = text("""
 WITH new_notice AS (
